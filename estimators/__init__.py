@@ -1,0 +1,77 @@
+"""Registry of zero-cost estimators.
+
+Built-in estimators register themselves with ``@register``; third-party packages add
+theirs through the ``evonas.estimators`` entry-point group (each entry point names an
+``Estimator`` subclass), without touching this repository.
+"""
+from __future__ import annotations
+
+import importlib
+import pkgutil
+from importlib.metadata import entry_points
+from typing import Any
+
+from estimators.base import Batch, Estimator, EstimatorError, EstimatorResult
+
+ENTRY_POINT_GROUP = "evonas.estimators"
+_REGISTRY: dict[str, type[Estimator]] = {}
+_loaded = False
+
+
+class UnknownEstimatorError(KeyError):
+    """Raised for an estimator name that is not registered."""
+
+    def __str__(self) -> str:
+        return str(self.args[0])
+
+
+def register(cls: type[Estimator]) -> type[Estimator]:
+    """Class decorator adding an estimator under its ``name``."""
+    if not cls.name:
+        raise ValueError(f"{cls.__qualname__} has no name")
+    _REGISTRY[cls.name] = cls
+    return cls
+
+
+def _load_all() -> None:
+    """Import every built-in module of this package, then the entry points (once)."""
+    global _loaded
+    if _loaded:
+        return
+    _loaded = True
+    for info in pkgutil.iter_modules(__path__):
+        if info.name not in {"base"} and not info.name.startswith("_"):
+            importlib.import_module(f"{__name__}.{info.name}")
+    for ep in entry_points(group=ENTRY_POINT_GROUP):
+        cls = ep.load()
+        if isinstance(cls, type) and issubclass(cls, Estimator):
+            _REGISTRY.setdefault(cls.name or ep.name, cls)
+
+
+def reload_entry_points() -> None:
+    """Look for newly installed plugin packages (used after installing one at run time)."""
+    global _loaded
+    _loaded = False
+    _load_all()
+
+
+def available() -> dict[str, type[Estimator]]:
+    """All registered estimators by name."""
+    _load_all()
+    return dict(sorted(_REGISTRY.items()))
+
+
+def get(name: str, **settings: Any) -> Estimator:
+    """An estimator instance; ``settings`` go to its constructor."""
+    registry = available()
+    if name not in registry:
+        raise UnknownEstimatorError(
+            f"unknown estimator {name!r}; choose one of: {', '.join(registry)} (see `evonas estimators`)"
+        )
+    return registry[name](**settings)
+
+
+__all__ = [
+    "Batch", "Estimator", "EstimatorError", "EstimatorResult", "UnknownEstimatorError",
+    "available", "get", "register", "reload_entry_points", "ENTRY_POINT_GROUP",
+]

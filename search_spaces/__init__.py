@@ -1,0 +1,43 @@
+"""Registry of search spaces: ``get("nb201")``, ``available()``."""
+from __future__ import annotations
+
+from search_spaces.base import GenotypeError, SearchSpace
+
+_SPACES: dict[str, type[SearchSpace]] = {}
+
+
+class UnknownSpaceError(KeyError):
+    """Raised for a space name that is not registered."""
+
+    def __str__(self) -> str:  # KeyError quotes its message; keep it readable
+        return str(self.args[0])
+
+
+def register(cls: type[SearchSpace]) -> type[SearchSpace]:
+    """Class decorator adding a space under its ``name``."""
+    _SPACES[cls.name] = cls
+    return cls
+
+
+def _load_builtin() -> None:
+    # Imported lazily so `import search_spaces` stays cheap and cycle-free.
+    from search_spaces import darts, nb201  # noqa: F401
+
+
+def available() -> dict[str, type[SearchSpace]]:
+    """All registered spaces by name."""
+    _load_builtin()
+    return dict(sorted(_SPACES.items()))
+
+
+def get(name: str) -> SearchSpace:
+    """An instance of the space called ``name``."""
+    spaces = available()
+    if name not in spaces:
+        raise UnknownSpaceError(
+            f"unknown search space {name!r}; choose one of: {', '.join(spaces)}"
+        )
+    return spaces[name]()
+
+
+__all__ = ["GenotypeError", "SearchSpace", "UnknownSpaceError", "available", "get", "register"]
