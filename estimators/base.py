@@ -53,6 +53,8 @@ class Estimator(ABC):
     needs_labels: ClassVar[bool] = True
     num_batches: ClassVar[int] = 1
     higher_is_better: ClassVar[bool] = True
+    #: True for estimators that take a calibrated gradient ``interval`` setting (Sweetimator family).
+    needs_calibration: ClassVar[bool] = False
 
     def settings(self) -> dict[str, Any]:
         """Every setting that changes the score; part of cache keys and run records."""
