@@ -1,0 +1,308 @@
+"""NAS-Bench-201: a 4-node cell with one op on each of its 6 edges, in a fixed ResNet-like macro.
+
+Genotype: ``networkx.DiGraph`` on nodes 0..3 with all 6 edges ``i -> j`` (``i < j``), each
+carrying ``op``. Text form (the benchmark's own): ``|op~0|+|op~0|op~1|+|op~0|op~1|op~2|``,
+node 1's inputs, then node 2's, then node 3's. Node 0 is the cell input, node 3 its output.
+"""
+from __future__ import annotations
+
+import csv
+import random
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import networkx as nx
+import torch
+from torch import nn
+
+from search_spaces import register
+from search_spaces.base import GenotypeError, SearchSpace
+from search_spaces.ops import ReLUConvBN, avg_pool_3x3
+
+OPS: tuple[str, ...] = ("none", "skip_connect", "nor_conv_1x1", "nor_conv_3x3", "avg_pool_3x3")
+NUM_NODES = 4
+OUTPUT = NUM_NODES - 1
+#: Edges in text-form order: node 1's inputs, node 2's, node 3's.
+EDGES: tuple[tuple[int, int], ...] = tuple((i, j) for j in range(1, NUM_NODES) for i in range(j))
+#: Ops whose output is exactly zero when their input is zero (so a zero input needs no tensor).
+_ZERO_PRESERVING = frozenset({"skip_connect", "avg_pool_3x3"})
+_ZERO = "#"  # canonical-key marker for a zero term
+#: Test-accuracy columns of the NB-201 truth table (benchmarks/nb201_accuracy.csv layout).
+ACCURACY_COLUMNS: tuple[str, ...] = ("cifar10_test", "cifar100_test", "imagenet16_test")
+
+
+def _make_op(op: str, channels: int) -> nn.Module:
+    if op == "skip_connect":
+        return nn.Identity()
+    if op == "avg_pool_3x3":
+        return avg_pool_3x3()
+    if op == "nor_conv_1x1":
+        return ReLUConvBN(channels, channels, 1)
+    if op == "nor_conv_3x3":
+        return ReLUConvBN(channels, channels, 3, padding=1)
+    raise GenotypeError(f"NB-201 op {op!r} has no module")
+
+
+def _live_edges(g: nx.DiGraph) -> list[tuple[int, int, str]]:
+    """Non-``none`` edges that can influence the output, in forward (topological) order."""
+    live = {OUTPUT}
+    for j in range(OUTPUT, 0, -1):  # a node is live if a live node reads it through a real op
+        if j in live:
+            live.update(i for i in range(j) if g.edges[i, j]["op"] != "none")
+    return [(i, j, g.edges[i, j]["op"]) for i, j in EDGES
+            if j in live and g.edges[i, j]["op"] != "none"]
+
+
+class NB201Cell(nn.Module):
+    """One searchable cell. ``none`` edges and edges that cannot reach the output compute nothing.
+
+    A node whose every input is zero is kept as ``None`` (no tensor); a zero tensor is made only
+    when a conv must read it (ReLU-Conv-BN of zeros is BN's bias, not zero). Modules exist for every
+    non-``none`` edge, so parameter counts match the benchmark's; parameters on edges that cannot
+    reach the output get no gradient.
+    """
+
+    def __init__(self, g: nx.DiGraph, channels: int) -> None:
+        super().__init__()
+        self.edges = nn.ModuleDict({
+            f"{i}_{j}": _make_op(g.edges[i, j]["op"], channels)
+            for i, j in EDGES if g.edges[i, j]["op"] != "none"
+        })
+        self.plan = [(i, j, op, f"{i}_{j}") for i, j, op in _live_edges(g)]
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        nodes: list[torch.Tensor | None] = [x] + [None] * OUTPUT
+        zeros: torch.Tensor | None = None
+        for i, j, op, name in self.plan:
+            inp = nodes[i]
+            if inp is None:
+                if op in _ZERO_PRESERVING:
+                    continue
+                if zeros is None:
+                    zeros = torch.zeros_like(x)
+                inp = zeros
+            out = self.edges[name](inp)
+            nodes[j] = out if nodes[j] is None else nodes[j] + out
+        result = nodes[OUTPUT]
+        return torch.zeros_like(x) if result is None else result
+
+
+class ResidualReduction(nn.Module):
+    """NB-201's reduction block: a stride-2 basic residual block that doubles the channels."""
+
+    def __init__(self, c_in: int, c_out: int) -> None:
+        super().__init__()
+        self.conv_a = ReLUConvBN(c_in, c_out, 3, stride=2, padding=1)
+        self.conv_b = ReLUConvBN(c_out, c_out, 3, padding=1)
+        self.shortcut = nn.Sequential(nn.AvgPool2d(2, stride=2), nn.Conv2d(c_in, c_out, 1, bias=False))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.shortcut(x) + self.conv_b(self.conv_a(x))
+
+
+class NB201Network(nn.Module):
+    """Stem, 3 stages of ``cells_per_stage`` cells split by 2 residual reductions, BN-ReLU-GAP-linear."""
+
+    def __init__(self, g: nx.DiGraph, num_classes: int, channels: int = 16,
+                 cells_per_stage: int = 5) -> None:
+        super().__init__()
+        self.stem = nn.Sequential(nn.Conv2d(3, channels, 3, padding=1, bias=False),
+                                  nn.BatchNorm2d(channels))
+        units: list[nn.Module] = []
+        c = channels
+        for stage in range(3):
+            if stage:
+                units.append(ResidualReduction(c, 2 * c))
+                c *= 2
+            units.extend(NB201Cell(g, c) for _ in range(cells_per_stage))
+        self.cells = nn.ModuleList(units)
+        self.head = nn.Sequential(nn.BatchNorm2d(c), nn.ReLU(inplace=False),
+                                  nn.AdaptiveAvgPool2d(1), nn.Flatten())
+        self.classifier = nn.Linear(c, num_classes)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.stem(x)
+        for unit in self.cells:
+            x = unit(x)
+        return self.classifier(self.head(x))
+
+
+def _parse_entry(text: str, node: int, position: int) -> str:
+    op, sep, src = text.partition("~")
+    where = f"node {node}, input {position}"
+    if not sep:
+        raise GenotypeError(f"NB-201 genotype: {where}: expected 'op~{position}', got {text!r}")
+    if op not in OPS:
+        raise GenotypeError(f"NB-201 genotype: {where}: unknown op {op!r}; choose from {', '.join(OPS)}")
+    if src != str(position):
+        raise GenotypeError(
+            f"NB-201 genotype: {where}: input must be ~{position} (inputs are listed in order), got ~{src}")
+    return op
+
+
+@register
+class NB201Space(SearchSpace):
+    """The NAS-Bench-201 cell space (15,625 cells, 6,466 isomorphism classes)."""
+
+    name = "nb201"
+    description = "NAS-Bench-201: 4-node cell, one of 5 ops per edge, fixed 3-stage macro"
+    ops = OPS
+
+    def size(self) -> int:
+        return len(OPS) ** len(EDGES)
+
+    def sample(self, rng: random.Random) -> nx.DiGraph:
+        return self._graph({edge: rng.choice(OPS) for edge in EDGES})
+
+    def mutate(self, g: nx.DiGraph, rng: random.Random) -> nx.DiGraph:
+        self._check(g)
+        edge = rng.choice(EDGES)
+        child = g.copy()
+        child.edges[edge]["op"] = rng.choice([op for op in OPS if op != g.edges[edge]["op"]])
+        return child
+
+    def is_valid(self, g: nx.DiGraph) -> bool:
+        return (isinstance(g, nx.DiGraph)
+                and set(g.nodes) == set(range(NUM_NODES))
+                and set(g.edges) == set(EDGES)
+                and all(g.edges[e].get("op") in OPS for e in EDGES))
+
+    # ---- text form -----------------------------------------------------------------------------
+    def to_str(self, g: nx.DiGraph) -> str:
+        self._check(g)
+        groups = ("|".join(f"{g.edges[i, j]['op']}~{i}" for i in range(j)) for j in range(1, NUM_NODES))
+        return "|" + "|+|".join(groups) + "|"
+
+    def from_str(self, s: str) -> nx.DiGraph:
+        if not isinstance(s, str):
+            raise GenotypeError(f"NB-201 genotype must be a string, got {type(s).__name__}")
+        text = s.strip()
+        if len(text) < 2 or not (text.startswith("|") and text.endswith("|")):
+            raise GenotypeError(
+                f"NB-201 genotype must look like |op~0|+|op~0|op~1|+|op~0|op~1|op~2|, got {s!r}")
+        groups = text[1:-1].split("|+|")
+        if len(groups) != NUM_NODES - 1:
+            raise GenotypeError(
+                f"NB-201 genotype needs {NUM_NODES - 1} node groups joined by '+', got {len(groups)} in {s!r}")
+        ops: dict[tuple[int, int], str] = {}
+        for j, group in enumerate(groups, start=1):
+            entries = group.split("|")
+            if len(entries) != j:
+                raise GenotypeError(f"NB-201 genotype: node {j} needs {j} inputs, got {len(entries)} ({group!r})")
+            for i, entry in enumerate(entries):
+                ops[i, j] = _parse_entry(entry, j, i)
+        return self._graph(ops)
+
+    # ---- equivalence ---------------------------------------------------------------------------
+    def canonical_key(self, g: nx.DiGraph) -> str:
+        """Expression of the output: equal for cells in the same NB-201 isomorphism class.
+
+        Each node is the sorted ``+``-sum of its incoming terms; a term is ``(input)@op``, the
+        input's expression itself for ``skip_connect``, and ``#`` (zero) for ``none`` or for any
+        op reading an exactly-zero node. Sorting makes the key blind to node numbering and
+        summation order, and unused nodes vanish since only the output's expression counts.
+        This is the benchmark's own convention (zero terms are counted, sums under a skip stay
+        grouped), which yields its 6,466 classes; dropping zero terms and flattening sums would
+        merge further (4,930 classes) and no longer match the published table.
+        """
+        self._check(g)
+        expr = {0: "0"}
+        for j in range(1, NUM_NODES):
+            terms = []
+            for i in range(j):
+                op = g.edges[i, j]["op"]
+                if op == "none" or expr[i] == _ZERO:
+                    terms.append(_ZERO)
+                elif op == "skip_connect":
+                    terms.append(expr[i])
+                else:
+                    terms.append(f"({expr[i]})@{op}")
+            expr[j] = "+".join(sorted(terms))
+        return expr[OUTPUT]
+
+    # ---- networks ------------------------------------------------------------------------------
+    def build(self, g: nx.DiGraph, num_classes: int, **options: Any) -> nn.Module:
+        self._check(g)
+        unknown = set(options) - {"channels", "cells_per_stage"}
+        if unknown:
+            raise TypeError(f"unknown NB-201 build options: {', '.join(sorted(unknown))}")
+        return NB201Network(g, num_classes, **options)
+
+    def depth_units(self, model: nn.Module) -> list[nn.Module]:
+        return list(model.cells)
+
+    def proxy_options(self) -> dict[str, Any]:
+        return {"channels": 16, "cells_per_stage": 5}
+
+    def describe(self, g: nx.DiGraph) -> str:
+        self._check(g)
+        live = {j for _, j, _ in _live_edges(g)} | {i for i, _, _ in _live_edges(g)}
+        lines = []
+        for j in range(1, NUM_NODES):
+            terms = [f"{g.edges[i, j]['op']}(node {i})" for i in range(j) if g.edges[i, j]["op"] != "none"]
+            line = f"node {j} = " + (" + ".join(terms) if terms else "0  (every input is none)")
+            if j == OUTPUT:
+                line += "  [output]"
+            elif j not in live:
+                line += "  [unused: does not reach the output]"
+            lines.append(line)
+        return "\n".join(lines)
+
+    # ---- helpers -------------------------------------------------------------------------------
+    @staticmethod
+    def _graph(ops: dict[tuple[int, int], str]) -> nx.DiGraph:
+        g = nx.DiGraph()
+        g.add_nodes_from(range(NUM_NODES))
+        for edge in EDGES:
+            g.add_edge(*edge, op=ops[edge])
+        return g
+
+    def _check(self, g: nx.DiGraph) -> None:
+        if not self.is_valid(g):
+            raise GenotypeError(
+                "not an NB-201 genotype: need a DiGraph on nodes 0..3 with the 6 edges i->j (i<j), "
+                f"each with an 'op' in {', '.join(OPS)}")
+
+
+@dataclass(frozen=True)
+class TruthMatch:
+    """A truth-table row for a cell: found by its exact string or, failing that, by isomorphism."""
+
+    arch: str
+    accuracies: dict[str, float]
+    how: str  # "exact" or "isomorphic"
+    class_size: int  # rows of the table in the cell's isomorphism class
+
+
+def lookup_truth(path: str | Path, g: nx.DiGraph) -> TruthMatch | None:
+    """The NB-201 accuracies of ``g`` from a CSV with ``arch`` and the ``ACCURACY_COLUMNS``.
+
+    Prefers the row with the exact genotype string; otherwise the first row (in file order) of
+    the same isomorphism class. Returns None when neither exists. Raises ``FileNotFoundError``
+    or ``ValueError`` (missing columns, unparsable rows) for a bad table.
+    """
+    space = NB201Space()
+    arch, key = space.to_str(g), space.canonical_key(g)
+    with Path(path).open(newline="") as fh:
+        reader = csv.DictReader(fh)
+        missing = [c for c in ("arch", *ACCURACY_COLUMNS) if c not in (reader.fieldnames or [])]
+        if missing:
+            raise ValueError(f"{path} lacks the column(s) {', '.join(missing)}")
+        exact, same_class = None, []
+        for row in reader:
+            if row["arch"].strip() == arch:
+                exact = row
+            try:
+                if space.str_key(row["arch"]) == key:
+                    same_class.append(row)
+            except GenotypeError as exc:
+                raise ValueError(f"{path} line {reader.line_num}: {exc}") from None
+    row = exact or (same_class[0] if same_class else None)
+    if row is None:
+        return None
+    try:
+        accuracies = {c: float(row[c]) for c in ACCURACY_COLUMNS}
+    except ValueError:
+        raise ValueError(f"{path}: non-numeric accuracy in the row for {row['arch']}") from None
+    return TruthMatch(row["arch"].strip(), accuracies, "exact" if exact else "isomorphic", len(same_class))
