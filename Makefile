@@ -24,7 +24,7 @@ test: setup  ## run the whole test suite
 	$(PY) -m pytest -q -p no:cacheprovider
 
 demo: setup  ## a short search on CIFAR-10 (synthetic data, labelled so, if CIFAR-10 cannot be had)
-	$(VENV)/bin/evonas-demo
+	bash scripts/demo.sh
 
 clean:
 	rm -rf $(VENV) build *.egg-info
