@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import importlib
 import pkgutil
+import warnings
 from importlib.metadata import entry_points
 from typing import Any
 
@@ -15,6 +16,7 @@ from estimators.base import Batch, Estimator, EstimatorError, EstimatorResult
 
 ENTRY_POINT_GROUP = "evonas.estimators"
 _REGISTRY: dict[str, type[Estimator]] = {}
+_FROM_PLUGINS: set[str] = set()
 _loaded = False
 
 
@@ -43,14 +45,23 @@ def _load_all() -> None:
         if info.name not in {"base"} and not info.name.startswith("_"):
             importlib.import_module(f"{__name__}.{info.name}")
     for ep in entry_points(group=ENTRY_POINT_GROUP):
-        cls = ep.load()
-        if isinstance(cls, type) and issubclass(cls, Estimator):
-            _REGISTRY.setdefault(cls.name or ep.name, cls)
+        try:
+            cls = ep.load()
+        except Exception as exc:  # a broken plugin must not take every estimator down with it
+            warnings.warn(f"estimator plugin {ep.name!r} ({ep.value}) failed to load: {exc}", stacklevel=2)
+            continue
+        name = getattr(cls, "name", "") or ep.name
+        if isinstance(cls, type) and issubclass(cls, Estimator) and name not in _REGISTRY:
+            _REGISTRY[name] = cls
+            _FROM_PLUGINS.add(name)
 
 
 def reload_entry_points() -> None:
-    """Look for newly installed plugin packages (used after installing one at run time)."""
+    """Look again for plugin packages (after one was installed or removed at run time)."""
     global _loaded
+    for name in _FROM_PLUGINS:
+        _REGISTRY.pop(name, None)
+    _FROM_PLUGINS.clear()
     _loaded = False
     _load_all()
 
