@@ -46,10 +46,13 @@ class ScoringConfig:
 class Scorer:
     """Scores genotype strings of one space with one estimator on one dataset."""
 
-    def __init__(self, config: ScoringConfig, dataset: ImageDataset | None = None) -> None:
+    def __init__(
+        self, config: ScoringConfig, dataset: ImageDataset | None = None, device: str | torch.device = "cpu"
+    ) -> None:
         if config.batch_policy not in BATCH_POLICIES:
             raise ValueError(f"batch policy must be one of {BATCH_POLICIES}, not {config.batch_policy!r}")
         self.config = config
+        self.device = torch.device(device)
         self.space = search_spaces.get(config.space)
         self.estimator = estimators.get(config.estimator, **config.estimator_settings)
         self.dataset = dataset or load_dataset(config.dataset, split="train", data_dir=config.data_dir)
@@ -58,10 +61,11 @@ class Scorer:
 
     def _draw(self, seed: int) -> list[Batch]:
         gen = torch.Generator().manual_seed(seed)
-        return [
+        batches = [
             sample_batch(self.dataset, self.config.batch_size, gen, augment=True)
             for _ in range(self.estimator.num_batches)
         ]
+        return [(images.to(self.device), labels.to(self.device)) for images, labels in batches]
 
     def batches(self, eval_id: int) -> list[Batch]:
         """The fixed batches, or fresh ones drawn from (seed, eval_id)."""
@@ -75,7 +79,7 @@ class Scorer:
         key = self.space.canonical_key(graph)
         torch.manual_seed(stable_seed(self.config.seed, "init", key))
         model = self.space.build(graph, self.dataset.num_classes, **self.build_options)
-        return model, key
+        return model.to(self.device), key
 
     def score(self, genotype: str, eval_id: int = 0) -> EstimatorResult:
         """Score one genotype string; failures come back as a failed result, never raise."""
