@@ -11,8 +11,6 @@ import hashlib
 import math
 import os
 import random
-import shutil
-import tempfile
 import time
 from datetime import datetime, timezone
 from pathlib import Path
@@ -525,25 +523,11 @@ def _map_on_ray(calls: list[dict[str, Any]], workers: int, gpus: int, address: s
     Joins ``address`` or an already running Ray; otherwise starts a loopback-only local Ray with
     ``workers`` CPUs (or ``gpus`` GPUs) and its own temp folder, and shuts it down afterwards.
     """
-    import logging
-
     import ray
 
-    from evonas.executors import RAY_ENV, check_reachable
+    from evonas.executors import RaySession
 
-    for name, value in RAY_ENV.items():
-        os.environ.setdefault(name, value)
-    started, temp_dir = not ray.is_initialized(), None
-    if started:
-        quiet = {"include_dashboard": False, "logging_level": logging.WARNING, "log_to_driver": False}
-        if address is None:
-            temp_dir = tempfile.mkdtemp(prefix="evonas-ray-")
-            ray.init(num_cpus=workers if gpus == 0 else None, num_gpus=gpus, _temp_dir=temp_dir,
-                     _node_ip_address="127.0.0.1", **quiet)
-        else:
-            if address != "auto":
-                check_reachable(address)
-            ray.init(address=address, **quiet)
+    session = RaySession(address=address, num_cpus=workers if gpus == 0 else None, num_gpus=gpus or None)
     try:
         on_gpu = ray.cluster_resources().get("GPU", 0) >= 1
         task = ray.remote(num_gpus=1 if on_gpu else 0, num_cpus=1, max_retries=0)(_train_task)
@@ -553,7 +537,4 @@ def _map_on_ray(calls: list[dict[str, Any]], workers: int, gpus: int, address: s
             ready, pending = ray.wait(pending, num_returns=1)
             on_done(index[ready[0]], ray.get(ready[0]))
     finally:
-        if started:
-            ray.shutdown()
-        if temp_dir is not None:
-            shutil.rmtree(temp_dir, ignore_errors=True)
+        session.close()
