@@ -7,6 +7,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import sys
+import warnings
 from pathlib import Path
 from typing import Optional
 
@@ -85,8 +86,12 @@ def correlate_cmd(
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
     with Progress(*columns, console=console, transient=True) as bar:
         tasks = {name: bar.add_task(f"scoring {name}", total=len(cells)) for name in names}
-        runs, data = corr.correlate(cells, settings, progress=lambda name, _i: bar.advance(tasks[name]),
-                                    executor=executor, workers=workers)
+        calibrating = bar.add_task("calibrating the Sweetimator interval", visible=False)
+        runs, data = corr.correlate(
+            cells, settings, progress=lambda name, _i: bar.advance(tasks[name]), executor=executor, workers=workers,
+            calibration_progress=lambda done, total: bar.update(calibrating, completed=done, total=total,
+                                                                visible=done < total),
+        )
     record = {
         **dataclasses.asdict(settings), "n": len(cells), "data": data, "truth": str(truth) if truth else None,
         "archs_file": str(archs_file) if archs_file else None, "truth_column": truth_column, "sample": sample,
@@ -232,16 +237,16 @@ class _TrainBars:
 
 
 def _print_train_results(results: list[dict]) -> None:
-    """The table `evonas train` (and `search --train-top`) ends with."""
-    table = Table("rank", "test acc", "best acc (epoch)", "params", "MACs", "time", "folder")
-    table.add_column("genotype", overflow="fold")
+    """The table `evonas train` (and `search --train-top`) ends with, then each folder and genotype."""
+    table = Table("rank", "test acc", "best acc (epoch)", "params", "MACs", "time")
     for r in results:
         table.add_row(
             str(r.get("rank", "-")), f"{r['test_accuracy']:.2f}%", f"{r['best_test_accuracy']:.2f}% ({r['best_epoch']})",
-            f"{r['parameters'] / 1e6:.3f}M", f"{r['flops'] / 1e6:.1f}M", f"{r['wall_seconds']:.0f}s", r["out_dir"],
-            r["genotype"],
+            f"{r['parameters'] / 1e6:.3f}M", f"{r['flops'] / 1e6:.1f}M", f"{r['wall_seconds']:.0f}s",
         )
     console.print(table)
+    for r in results:
+        console.print(f"{r.get('rank', '-')}: {r['out_dir']}  {r['genotype']}", markup=False, highlight=False, soft_wrap=True)
     if any(r.get("synthetic_data") for r in results):
         console.print("[yellow]note: trained on SYNTHETIC data; these accuracies mean nothing[/yellow]")
 
@@ -249,29 +254,29 @@ def _print_train_results(results: list[dict]) -> None:
 @app.command("train")
 def train_cmd(
     run_dir: Optional[Path] = typer.Argument(None, help="A search run folder: train its --top best genotypes into RUN_DIR/train/."),
-    top: Optional[int] = typer.Option(None, "--top", help="With RUN_DIR: how many best distinct genotypes to train [default: 1]."),
+    top: Optional[int] = typer.Option(None, "--top", help="With RUN_DIR: how many best distinct genotypes to train (default: 1)."),
     space: Optional[str] = typer.Option(None, "--space", help="Space of --genotype: nb201 or darts."),
     genotype: Optional[str] = typer.Option(None, "--genotype", help="Genotype string to train (with --space)."),
-    out: Optional[Path] = typer.Option(None, "--out", help="Output folder for --genotype [default: runs/train/SPACE-KEYHASH]."),
+    out: Optional[Path] = typer.Option(None, "--out", help="Output folder for --genotype (default: runs/train/SPACE-KEYHASH)."),
     resume: bool = typer.Option(False, "--resume", help="Continue from the checkpoint(s) in the output folder(s)."),
-    epochs: Optional[int] = typer.Option(None, "--epochs", help="Epochs [recipe: nb201 200, darts 600]."),
-    batch_size: Optional[int] = typer.Option(None, "--batch-size", help="Batch size [nb201 256, darts 96]."),
-    lr: Optional[float] = typer.Option(None, "--lr", help="Initial learning rate, cosine to 0 [nb201 0.1, darts 0.025]."),
-    momentum: Optional[float] = typer.Option(None, "--momentum", help="SGD momentum [0.9]."),
-    nesterov: Optional[bool] = typer.Option(None, "--nesterov/--no-nesterov", help="Nesterov momentum [nb201 on, darts off]."),
-    weight_decay: Optional[float] = typer.Option(None, "--weight-decay", help="Weight decay [nb201 5e-4, darts 3e-4]."),
-    channels: Optional[int] = typer.Option(None, "--channels", help="Initial channels [nb201 16, darts 36]."),
-    layers: Optional[int] = typer.Option(None, "--layers", help="nb201: cells per stage [5]; darts: cells [20]."),
-    cutout: Optional[int] = typer.Option(None, "--cutout", help="Cutout square side, 0 = off [nb201 0, darts 16]."),
-    drop_path: Optional[float] = typer.Option(None, "--drop-path", help="darts: final drop-path probability, ramped linearly [0.2]."),
-    aux_weight: Optional[float] = typer.Option(None, "--aux-weight", help="darts: auxiliary-head loss weight, 0 = no head [0.4]."),
-    grad_clip: Optional[float] = typer.Option(None, "--grad-clip", help="Gradient-norm clip, 0 = off [nb201 off, darts 5]."),
+    epochs: Optional[int] = typer.Option(None, "--epochs", help="Epochs (default: nb201 200, darts 600)."),
+    batch_size: Optional[int] = typer.Option(None, "--batch-size", help="Batch size (default: nb201 256, darts 96)."),
+    lr: Optional[float] = typer.Option(None, "--lr", help="Initial learning rate, cosine to 0 (default: nb201 0.1, darts 0.025)."),
+    momentum: Optional[float] = typer.Option(None, "--momentum", help="SGD momentum (default: 0.9)."),
+    nesterov: Optional[bool] = typer.Option(None, "--nesterov/--no-nesterov", help="Nesterov momentum (default: nb201 on, darts off)."),
+    weight_decay: Optional[float] = typer.Option(None, "--weight-decay", help="Weight decay (default: nb201 5e-4, darts 3e-4)."),
+    channels: Optional[int] = typer.Option(None, "--channels", help="Initial channels (default: nb201 16, darts 36)."),
+    layers: Optional[int] = typer.Option(None, "--layers", help="nb201: cells per stage (default: 5); darts: cells (default: 20)."),
+    cutout: Optional[int] = typer.Option(None, "--cutout", help="Cutout square side, 0 = off (default: nb201 0, darts 16)."),
+    drop_path: Optional[float] = typer.Option(None, "--drop-path", help="darts: final drop-path probability, ramped linearly (default: 0.2)."),
+    aux_weight: Optional[float] = typer.Option(None, "--aux-weight", help="darts: auxiliary-head loss weight, 0 = no head (default: 0.4)."),
+    grad_clip: Optional[float] = typer.Option(None, "--grad-clip", help="Gradient-norm clip, 0 = off (default: nb201 off, darts 5)."),
     train_images: Optional[int] = typer.Option(None, "--train-images", help="Train on the first N training images (quick runs)."),
     test_images: Optional[int] = typer.Option(None, "--test-images", help="Evaluate on the first N test images."),
-    dataset: Optional[str] = typer.Option(None, "--dataset", help="cifar10, cifar100, imagenet16-120 or synthetic [cifar10, or the run's]."),
-    data_dir: Optional[Path] = typer.Option(None, "--data-dir", help="Folder holding the dataset [$EVONAS_DATA or the cache, or the run's]."),
-    seed: Optional[int] = typer.Option(None, "--seed", help="Seed of the weights and the data order [0]."),
-    workers: Optional[int] = typer.Option(None, "--workers", help="With RUN_DIR: trainings at once as Ray tasks [one per GPU, else 1]."),
+    dataset: Optional[str] = typer.Option(None, "--dataset", help="cifar10, cifar100, imagenet16-120 or synthetic (default: cifar10, or the run's)."),
+    data_dir: Optional[Path] = typer.Option(None, "--data-dir", help="Folder holding the dataset (default: $EVONAS_DATA or the cache, or the run's)."),
+    seed: Optional[int] = typer.Option(None, "--seed", help="Seed of the weights and the data order (default: 0)."),
+    workers: Optional[int] = typer.Option(None, "--workers", help="With RUN_DIR: trainings at once as Ray tasks (default: one per GPU, else 1)."),
     address: Optional[str] = typer.Option(None, "--address", help="With RUN_DIR: join this Ray cluster (HOST:PORT or auto); one GPU per task."),
     device: str = typer.Option("auto", "--device", help="auto, cpu or cuda[:N]."),
 ) -> None:
@@ -350,6 +355,8 @@ def search_cmd(
     train_epochs: Optional[int] = typer.Option(None, "--train-epochs", help="With --train-top: epochs instead of the recipe's (quick runs)."),
 ) -> None:
     """Aging evolution scored by a zero-cost estimator; writes a resumable run folder."""
+    import signal
+
     from evonas.config import SearchConfig
     from evonas.errors import EvonasError
     from evonas.runs import default_run_name
@@ -363,12 +370,13 @@ def search_cmd(
         "address": address, "checkpoint_every": checkpoint_every, "warmup": warmup, "top_k": top_k,
     }
     given = {k: v for k, v in given.items() if v is not None}
+    target: Optional[Path] = resume
+    signal.signal(signal.SIGTERM, _interrupt)  # `kill PID` stops as cleanly as Ctrl-C
     with _SearchProgress() as bar:
         try:
             if resume is not None:
                 if run_dir is not None or runs_root is not None:
                     raise EvonasError("--resume continues the run in its own folder; drop --run-dir/--runs-root")
-                target = resume
                 path = resume_search(resume, {k: v for k, v in given.items() if k != "top_k"}, progress=bar.update)
             else:
                 if "time_limit" in given and "budget" not in given:
@@ -380,11 +388,19 @@ def search_cmd(
                 path = start_search(config, run_dir=target, progress=bar.update, interval_progress=bar.calibrating)
         except KeyboardInterrupt:
             bar.stop()
-            print(f"interrupted; checkpoint saved. Continue with: evonas search --resume {target}", file=sys.stderr)
+            if target is not None and (target / "checkpoint.json").exists():
+                print(f"interrupted; checkpoint saved. Continue with: evonas search --resume {target}", file=sys.stderr)
+            else:
+                print("interrupted before the search started; nothing to resume", file=sys.stderr)
             raise typer.Exit(130) from None
     _print_run(path, top_k, truth)
     if train_top > 0:  # finished or half-done trainings of an earlier attempt are picked up, not redone
         _train_run_top(path, train_top, {"epochs": train_epochs}, resume=True, address=address)
+
+
+def _interrupt(signum: int, frame: object) -> None:
+    """SIGTERM handler: stop like Ctrl-C, so the search checkpoints first."""
+    raise KeyboardInterrupt
 
 
 class _SearchProgress:
@@ -461,8 +477,29 @@ def show_cmd(
     _print_run(run_dir, top_k, truth)
 
 
+@app.command("data")
+def data_cmd(
+    dataset: str = typer.Argument("cifar10", help="cifar10, cifar100, imagenet16-120 or synthetic."),
+    data_dir: Optional[Path] = typer.Option(None, "--data-dir", help="Folder holding the dataset (else $EVONAS_DATA, else the per-user cache)."),
+    download: bool = typer.Option(True, "--download/--no-download", help="Download CIFAR (checksum-verified) when it is absent."),
+) -> None:
+    """Find (or download) a dataset and print where it is and what it holds."""
+    import logging
+
+    from evonas.data import load_dataset
+
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    table = Table("split", "images", "classes", "resolution")
+    for split in ("train", "test"):
+        ds = load_dataset(dataset, split=split, data_dir=data_dir, download=download)
+        table.add_row(split, f"{len(ds):,}", str(ds.num_classes), f"{ds.resolution}x{ds.resolution}")
+    console.print(table)
+    print(f"source: {'synthetic (random images and labels)' if ds.synthetic else ds.source}")
+
+
 def main() -> None:
     """Console-script entry point with one-line errors for bad input."""
+    warnings.formatwarning = lambda message, *_args, **_kw: f"warning: {message}\n"
     try:
         app()
     except USER_ERRORS as exc:

@@ -1,0 +1,126 @@
+"""Search settings as one dataclass: defaults per space, validation, JSON load/save.
+
+The CLI fills a ``SearchConfig``, the driver validates and records it in the run folder,
+and ``--resume`` reads it back, so a resumed run continues with exactly the settings it
+started with.
+"""
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+from evonas.errors import EvonasError
+from evonas.executors import EXECUTOR_KINDS
+from evonas.scoring import BATCH_POLICIES
+
+#: (population, sample) per space when the user gives none. NB-201 follows the published
+#: REA setting for this space (P=25, S=5 in the NAS-Bench-201 paper's REA baseline); the
+#: much larger DARTS space gets a wider population and a proportionally larger sample.
+SPACE_DEFAULTS: dict[str, tuple[int, int]] = {"nb201": (25, 5), "darts": (50, 10)}
+FALLBACK_POPULATION_SAMPLE = (25, 5)
+DEFAULT_BUDGET = 500
+
+
+@dataclass
+class SearchConfig:
+    """Everything that decides what a search does (executor settings only decide how fast)."""
+
+    space: str = "nb201"
+    estimator: str = "sweet"
+    budget: int | None = DEFAULT_BUDGET
+    time_limit: float | None = None
+    population: int | None = None
+    sample: int | None = None
+    seed: int = 0
+    dataset: str = "cifar10"
+    data_dir: str | None = None
+    batch_size: int = 64
+    batch_policy: str = "fixed"
+    interval: tuple[float, float] | None = None
+    estimator_settings: dict[str, Any] = field(default_factory=dict)
+    build_options: dict[str, Any] | None = None
+    warmup: int = 0
+    checkpoint_every: int = 25
+    top_k: int = 5
+    executor: str | None = None
+    workers: int | None = None  # None: 1 in process, or the Ray executor's default pool
+    gpus_per_worker: float | None = None
+    address: str | None = None
+
+    def resolved(self) -> "SearchConfig":
+        """A copy with space defaults filled in and every setting checked (EvonasError if bad)."""
+        pop, sample = SPACE_DEFAULTS.get(self.space, FALLBACK_POPULATION_SAMPLE)
+        cfg = SearchConfig(**{f.name: getattr(self, f.name) for f in fields(self)})
+        cfg.population = pop if cfg.population is None else cfg.population
+        cfg.sample = min(sample, cfg.population) if cfg.sample is None else cfg.sample
+        if cfg.executor is None:
+            cfg.executor = "ray" if ((cfg.workers or 1) > 1 or cfg.address) else "local"
+        if cfg.interval is not None:
+            cfg.interval = (float(cfg.interval[0]), float(cfg.interval[1]))
+        cfg.validate()
+        return cfg
+
+    def validate(self) -> None:
+        """Raise ``EvonasError`` naming the first bad setting and how to fix it."""
+        if self.budget is None and self.time_limit is None:
+            raise EvonasError("give a budget: --budget N evaluations and/or --time-limit SECONDS")
+        if self.budget is not None and self.budget < 1:
+            raise EvonasError(f"--budget must be at least 1 evaluation, not {self.budget}")
+        if self.time_limit is not None and not (self.time_limit > 0 and math.isfinite(self.time_limit)):
+            raise EvonasError(f"--time-limit must be a positive number of seconds, not {self.time_limit}")
+        if self.population is None or self.population < 1:
+            raise EvonasError(f"--population must be at least 1, not {self.population}")
+        if self.sample is None or not 1 <= self.sample <= self.population:
+            raise EvonasError(f"--sample must be between 1 and the population ({self.population}), not {self.sample}")
+        if self.warmup < 0:
+            raise EvonasError(f"--warmup must be 0 (off) or a number of random cells, not {self.warmup}")
+        if self.budget is not None and max(self.population, self.warmup) > self.budget:
+            what = f"--warmup ({self.warmup})" if self.warmup > self.population else f"--population ({self.population})"
+            raise EvonasError(f"{what} is larger than --budget ({self.budget}); raise the budget or lower it")
+        if self.checkpoint_every < 1:
+            raise EvonasError(f"--checkpoint-every must be at least 1, not {self.checkpoint_every}")
+        if self.batch_size < 1:
+            raise EvonasError(f"--batch-size must be at least 1, not {self.batch_size}")
+        if self.batch_policy not in BATCH_POLICIES:
+            raise EvonasError(f"--batch-policy must be one of {', '.join(BATCH_POLICIES)}, not {self.batch_policy!r}")
+        if self.executor not in EXECUTOR_KINDS:
+            raise EvonasError(f"--executor must be one of {', '.join(EXECUTOR_KINDS)}, not {self.executor!r}")
+        if self.workers is not None and self.workers < 1:
+            raise EvonasError(f"--workers must be at least 1, not {self.workers}")
+        if self.top_k < 1:
+            raise EvonasError(f"--top-k must be at least 1, not {self.top_k}")
+        if self.interval is not None and not 0 <= self.interval[0] < self.interval[1]:
+            raise EvonasError(f"--interval LO HI needs 0 <= LO < HI, not {self.interval[0]} {self.interval[1]}")
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "SearchConfig":
+        """Read a recorded config; unknown keys are ignored so older runs stay readable."""
+        known = {f.name for f in fields(cls)}
+        values = {k: v for k, v in data.items() if k in known}
+        if values.get("interval") is not None:
+            values["interval"] = tuple(values["interval"])
+        return cls(**values)
+
+
+def save_json(path: Path, data: dict[str, Any]) -> None:
+    """Write ``data`` as indented JSON (small files; atomic writes live in runs.py)."""
+    Path(path).write_text(json.dumps(data, indent=2, sort_keys=True) + "\n")
+
+
+def load_json(path: Path) -> dict[str, Any]:
+    """Read a JSON object, turning a missing or broken file into a one-line EvonasError."""
+    try:
+        data = json.loads(Path(path).read_text())
+    except FileNotFoundError:
+        raise EvonasError(f"{path} does not exist; is this a run folder made by `evonas search`?") from None
+    except (OSError, ValueError) as exc:
+        raise EvonasError(f"cannot read {path}: {exc}") from None
+    if not isinstance(data, dict):
+        raise EvonasError(f"{path} does not hold a JSON object")
+    return data

@@ -1,0 +1,198 @@
+"""Aging (regularized) evolution on DEAP, driven one result at a time.
+
+The driver asks ``propose()`` for the next cell to evaluate and hands every finished
+evaluation to ``tell()``; nothing here waits or knows about workers, which is what
+makes the loop asynchronous steady-state and lets a resume replay history lines
+through the same ``tell()``.
+
+Rules (Real et al. 2019): until the initial population is complete every proposal is a
+uniformly random cell; then the parent is the best of ``sample_size`` members drawn at
+random from the population, the child is one mutation of it, and each new member pushes
+out the oldest once the population holds ``population_size``. Failed evaluations never
+enter the population. With a warm-up of M > P random cells the population starts as
+the best P of them. Every random draw comes from one ``random.Random`` whose state is
+part of ``state_dict()``.
+
+DEAP supplies the individuals and their fitness (so ``higher_is_better`` only flips the
+fitness weight), the per-step ``Statistics``/``Logbook`` and a ``HallOfFame`` that keeps
+one member per canonical key.
+"""
+from __future__ import annotations
+
+import random
+from collections import deque
+from dataclasses import asdict, dataclass
+from operator import attrgetter
+from typing import Any
+
+import numpy as np
+from deap import base, creator, tools
+
+from search_spaces.base import SearchSpace
+
+HALL_OF_FAME_SIZE = 20
+LOGBOOK_HEADER = ["evals", "size", "best", "mean", "median", "std"]
+
+
+@dataclass(frozen=True)
+class Proposal:
+    """A cell to evaluate: its text form, canonical key and the parent's evaluation id."""
+
+    genotype: str
+    key: str
+    parent: int | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+class Candidate:
+    """An evaluated cell; DEAP's creator adds the ``fitness`` attribute on top."""
+
+    def __init__(self, eval_id: int, genotype: str, key: str, score: float) -> None:
+        self.eval_id = eval_id
+        self.genotype = genotype
+        self.key = key
+        self.score = score
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"id": self.eval_id, "genotype": self.genotype, "key": self.key, "score": self.score}
+
+
+def individual_class(higher_is_better: bool) -> type:
+    """The DEAP individual type for one fitness direction (created once per process)."""
+    suffix = "Max" if higher_is_better else "Min"
+    fitness_name, ind_name = f"EvonasFitness{suffix}", f"EvonasCell{suffix}"
+    if not hasattr(creator, fitness_name):
+        creator.create(fitness_name, base.Fitness, weights=(1.0 if higher_is_better else -1.0,))
+    if not hasattr(creator, ind_name):
+        creator.create(ind_name, Candidate, fitness=getattr(creator, fitness_name))
+    return getattr(creator, ind_name)
+
+
+def _same_cell(a: Candidate, b: Candidate) -> bool:
+    return a.key == b.key
+
+
+class AgingEvolution:
+    """Population, selection, mutation and bookkeeping of one aging-evolution run."""
+
+    def __init__(
+        self,
+        space: SearchSpace,
+        population_size: int,
+        sample_size: int,
+        seed: int,
+        higher_is_better: bool = True,
+        warmup: int = 0,
+    ) -> None:
+        if not 1 <= sample_size <= population_size:
+            raise ValueError(f"need 1 <= sample_size ({sample_size}) <= population_size ({population_size})")
+        self.space = space
+        self.population_size = population_size
+        self.sample_size = sample_size
+        self.higher_is_better = higher_is_better
+        self.initial_size = max(population_size, warmup)
+        self.rng = random.Random(seed)
+        self.individual = individual_class(higher_is_better)
+        self.population: deque[Candidate] = deque()
+        self.evolving = False
+        self.told = 0
+        self.hall_of_fame = tools.HallOfFame(HALL_OF_FAME_SIZE, similar=_same_cell)
+        self.stats = tools.Statistics(key=lambda ind: ind.fitness.values[0])
+        self.stats.register("best", np.max if higher_is_better else np.min)
+        self.stats.register("mean", np.mean)
+        self.stats.register("median", np.median)
+        self.stats.register("std", np.std)
+        self.logbook = tools.Logbook()
+        self.logbook.header = LOGBOOK_HEADER
+
+    # ---- the two calls the driver makes --------------------------------------------
+    def propose(self) -> Proposal:
+        """The next cell: random while the initial population fills, else a mutated parent."""
+        if not self.evolving:
+            graph = self.space.sample(self.rng)
+            return Proposal(self.space.to_str(graph), self.space.canonical_key(graph))
+        parent = self.select()
+        child = self.space.mutate(self.space.from_str(parent.genotype), self.rng)
+        return Proposal(self.space.to_str(child), self.space.canonical_key(child), parent.eval_id)
+
+    def tell(self, eval_id: int, genotype: str, key: str, score: float | None) -> Candidate | None:
+        """Record one finished evaluation (``score=None`` for a failure); the new member or None."""
+        self.told += 1
+        if score is None:
+            return None
+        ind = self.individual(eval_id, genotype, key, float(score))
+        ind.fitness.values = (float(score),)
+        self.population.append(ind)
+        if self.evolving:
+            while len(self.population) > self.population_size:
+                self.population.popleft()
+        elif len(self.population) >= self.initial_size:
+            self._start_evolving()
+        self.hall_of_fame.update([ind])
+        self.logbook.record(evals=self.told, size=len(self.population), **self.stats.compile(self.population))
+        return ind
+
+    # ---- rules --------------------------------------------------------------------
+    def select(self) -> Candidate:
+        """Best of ``sample_size`` members drawn without replacement (first one wins ties)."""
+        contenders = self.rng.sample(list(self.population), self.sample_size)
+        return max(contenders, key=attrgetter("fitness"))
+
+    def _start_evolving(self) -> None:
+        """Keep the best ``population_size`` of the initial cells, in their age order."""
+        if len(self.population) > self.population_size:
+            ranked = sorted(self.population, key=attrgetter("fitness"), reverse=True)[: self.population_size]
+            keep = {id(ind) for ind in ranked}
+            self.population = deque(ind for ind in self.population if id(ind) in keep)
+        self.evolving = True
+
+    @property
+    def best(self) -> Candidate | None:
+        """The best cell seen so far (hall of fame head)."""
+        return self.hall_of_fame[0] if len(self.hall_of_fame) else None
+
+    def top(self, k: int) -> list[Candidate]:
+        """The best ``k`` distinct cells (by canonical key) seen so far, best first."""
+        return list(self.hall_of_fame)[:k]
+
+    # ---- checkpointing ------------------------------------------------------------
+    def state_dict(self) -> dict[str, Any]:
+        """Plain-JSON state: population in age order, hall of fame, RNG, counters, logbook."""
+        version, internal, gauss = self.rng.getstate()
+        return {
+            "population_size": self.population_size,
+            "sample_size": self.sample_size,
+            "higher_is_better": self.higher_is_better,
+            "initial_size": self.initial_size,
+            "evolving": self.evolving,
+            "told": self.told,
+            "rng": [version, list(internal), gauss],
+            "population": [ind.to_dict() for ind in self.population],
+            "hall_of_fame": [ind.to_dict() for ind in self.hall_of_fame],
+            "logbook": [dict(entry) for entry in self.logbook],
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Restore what ``state_dict()`` wrote; the settings must match this instance."""
+        for name in ("population_size", "sample_size", "higher_is_better", "initial_size"):
+            if state[name] != getattr(self, name):
+                raise ValueError(f"checkpoint has {name}={state[name]!r}, this run {getattr(self, name)!r}")
+        version, internal, gauss = state["rng"]
+        self.rng.setstate((version, tuple(internal), gauss))
+        self.evolving = bool(state["evolving"])
+        self.told = int(state["told"])
+        self.population = deque(self._revive(d) for d in state["population"])
+        self.hall_of_fame.clear()
+        for d in state["hall_of_fame"]:
+            self.hall_of_fame.insert(self._revive(d))
+        self.logbook = tools.Logbook()
+        self.logbook.header = LOGBOOK_HEADER
+        for entry in state["logbook"]:
+            self.logbook.record(**entry)
+
+    def _revive(self, d: dict[str, Any]) -> Candidate:
+        ind = self.individual(d["id"], d["genotype"], d["key"], d["score"])
+        ind.fitness.values = (float(d["score"]),)
+        return ind

@@ -1,0 +1,194 @@
+"""Run folder: durable history, atomic checkpoint, resume after a kill or Ctrl-C, TensorBoard."""
+from __future__ import annotations
+
+import json
+import shutil
+
+import pytest
+
+from evonas.config import SearchConfig
+from evonas.errors import EvonasError
+from evonas.runs import RunFolder, write_atomic
+from evonas.search import resume_search, run_summary, start_search
+from search_fakes import FakeScorer, ShuffledExecutor, local_fake
+
+CFG = SearchConfig(space="nb201", estimator="params", budget=40, population=6, sample=2, seed=1, checkpoint_every=5)
+
+
+class Killed(BaseException):
+    """Stands in for the process dying."""
+
+
+def _history(run_dir) -> list[dict]:
+    path = run_dir / "history.jsonl"
+    return [json.loads(line) for line in path.read_text().splitlines()] if path.exists() else []
+
+
+def test_atomic_write_replaces_whole_file(tmp_path):
+    path = tmp_path / "state.json"
+    write_atomic(path, {"a": 1})
+    write_atomic(path, {"a": 2})
+    assert json.loads(path.read_text()) == {"a": 2}
+    assert [p.name for p in tmp_path.iterdir()] == ["state.json"]
+
+
+def test_torn_history_line_is_cut_off_and_corrupt_lines_refused(tmp_path):
+    folder = RunFolder.create(tmp_path / "r")
+    folder.append_history({"id": 0})
+    folder.append_history({"id": 1})
+    folder.close()
+    with open(folder.history_path, "a") as fh:
+        fh.write('{"id": 2, "geno')  # killed mid-write
+    assert [r["id"] for r in folder.read_history()] == [0, 1]
+    assert folder.history_path.read_text().endswith('"geno')  # reading alone changes nothing
+    assert [r["id"] for r in folder.read_history(repair=True)] == [0, 1]
+    assert folder.history_path.read_text().endswith("}\n")
+    folder.history_path.write_text('{"id": 0}\nnot json\n')
+    with pytest.raises(EvonasError, match="line 2"):
+        folder.read_history()
+
+
+def test_run_folder_contents(tmp_path):
+    run = start_search(CFG, run_dir=tmp_path / "r", executor_factory=local_fake)
+    config = json.loads((run / "config.json").read_text())
+    assert {"torch", "deap", "ray", "numpy", "networkx", "python"} <= config["versions"].keys()
+    assert config["search"]["population"] == 6 and config["scoring"]["seed"] == 1
+    assert config["scoring"]["build_options"] == {"channels": 16, "cells_per_stage": 5}
+    assert config["estimator"] == {"name": "params", "settings": {}, "higher_is_better": True,
+                                   "needs_calibration": False}
+    hist = _history(run)
+    fields = {"id", "genotype", "key", "score", "seconds", "worker", "status", "cache_hit", "error"}
+    assert all(fields <= r.keys() for r in hist)
+    best = json.loads((run / "best.json").read_text())
+    assert best["complete"] and best["evaluations"] == 40
+    assert best["best"]["score"] == max(r["score"] for r in hist)
+    assert [t["score"] for t in best["top"]] == sorted((t["score"] for t in best["top"]), reverse=True)
+    checkpoint = json.loads((run / "checkpoint.json").read_text())
+    assert checkpoint["evaluations"] == 40 and len(checkpoint["evolution"]["population"]) == 6
+    summary = run_summary(run, top_k=3)
+    assert summary["complete"] and summary["top"][0]["score"] == best["best"]["score"]
+
+
+def test_tensorboard_scalars_histogram_text_and_hparams(tmp_path):
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    run = start_search(CFG, run_dir=tmp_path / "r", executor_factory=local_fake)
+    acc = EventAccumulator(str(run / "tb"), size_guidance={"scalars": 0})
+    acc.Reload()
+    tags = acc.Tags()
+    assert {"fitness/best", "fitness/mean", "fitness/median", "speed/evaluations_per_second",
+            "cache/hit_rate"} <= set(tags["scalars"])
+    assert "fitness/population" in tags["histograms"]
+    assert any(t.startswith("best/genotype") for t in tags["tensors"])
+    best = acc.Scalars("fitness/best_so_far")
+    assert best[-1].step == 40 and best[-1].value == pytest.approx(max(r["score"] for r in _history(run)))
+    population_best = acc.Scalars("fitness/best")  # of the current population: the best may have aged out
+    assert all(p.value <= b.value + 1e-6 for p, b in zip(population_best, best[-len(population_best):]))
+    assert (run / "tb" / "hparams").is_dir()
+
+
+def test_resume_after_a_kill_counts_every_evaluation_once(tmp_path):
+    """Kill (no final checkpoint) with jobs in flight and a torn line; resume must finish exactly."""
+    run_dir = tmp_path / "r"
+    saved = {}
+
+    class DyingExecutor(ShuffledExecutor):
+        def wait(self, timeout=None):
+            if len(_history(run_dir)) == 23:  # periodic checkpoint covers 20 lines, 3 lines after it
+                saved["checkpoint"] = (run_dir / "checkpoint.json").read_bytes()
+                saved["history"] = (run_dir / "history.jsonl").read_text()
+                raise Killed
+            return super().wait(timeout)
+
+    with pytest.raises(Killed):
+        start_search(CFG, run_dir=run_dir, executor_factory=lambda s, c: DyingExecutor(s, num_workers=3, seed=2))
+    # make the folder look exactly as kill -9 leaves it: last periodic checkpoint, torn last line
+    (run_dir / "checkpoint.json").write_bytes(saved["checkpoint"])
+    (run_dir / "history.jsonl").write_text(saved["history"] + '{"id": 99, "genot')
+    checkpoint = json.loads(saved["checkpoint"])
+    assert checkpoint["evaluations"] == 20 and checkpoint["pending"]
+    before = [json.loads(line) for line in saved["history"].splitlines()]
+    assert len(before) == 23
+
+    resumed = []
+
+    def factory(scoring, config):
+        resumed.append(ShuffledExecutor(scoring, num_workers=3, seed=3))
+        return resumed[-1]
+
+    resume_search(run_dir, executor_factory=factory)
+    after = _history(run_dir)
+    ids = [r["id"] for r in after]
+    assert len(after) == 40 and len(set(ids)) == 40
+    assert after[:23] == before  # nothing finished was lost, changed or repeated
+    done_before = {r["id"] for r in before}
+    in_flight = {int(i) for i in checkpoint["pending"]} - done_before
+    assert in_flight and in_flight <= set(resumed[0].submitted)  # in-flight jobs went out again...
+    for r in after[23:]:  # ...with their own ids and genotypes
+        if r["id"] in in_flight:
+            assert r["genotype"] == checkpoint["pending"][str(r["id"])]["genotype"]
+    assert not done_before & set(resumed[0].submitted)
+    assert json.loads((run_dir / "best.json").read_text())["complete"]
+
+
+def test_ctrl_c_checkpoints_and_resume_finishes(tmp_path):
+    run_dir = tmp_path / "r"
+
+    class Interrupted(ShuffledExecutor):
+        def wait(self, timeout=None):
+            if len(_history(run_dir)) == 13:
+                raise KeyboardInterrupt
+            return super().wait(timeout)
+
+    with pytest.raises(KeyboardInterrupt):
+        start_search(CFG, run_dir=run_dir, executor_factory=lambda s, c: Interrupted(s, num_workers=2))
+    checkpoint = json.loads((run_dir / "checkpoint.json").read_text())
+    assert checkpoint["evaluations"] == 13 and len(checkpoint["pending"]) == 2
+    assert not json.loads((run_dir / "best.json").read_text())["complete"]
+    assert not run_summary(run_dir)["complete"]
+    resume_search(run_dir, executor_factory=lambda s, c: ShuffledExecutor(s, num_workers=2))
+    ids = [r["id"] for r in _history(run_dir)]
+    assert len(ids) == 40 and len(set(ids)) == 40
+    assert {int(i) for i in checkpoint["pending"]} <= set(ids)
+
+
+def test_resume_can_extend_the_budget_but_not_change_the_search(tmp_path):
+    run = start_search(CFG, run_dir=tmp_path / "r", executor_factory=local_fake)
+    FakeScorer.calls = []
+    resume_search(run, executor_factory=local_fake)  # finished: nothing to do, nothing scored
+    assert len(_history(run)) == 40 and FakeScorer.calls == []
+    resume_search(run, {"budget": 55}, executor_factory=local_fake)
+    ids = [r["id"] for r in _history(run)]
+    assert len(ids) == 55 and len(set(ids)) == 55
+    with pytest.raises(EvonasError, match="population"):
+        resume_search(run, {"population": 9}, executor_factory=local_fake)
+    with pytest.raises(EvonasError, match="already has 55 evaluations"):
+        resume_search(run, {"budget": 50}, executor_factory=local_fake)
+
+
+def test_unusable_checkpoints_are_one_line_errors(tmp_path):
+    run = start_search(CFG, run_dir=tmp_path / "r", executor_factory=local_fake)
+    (run / "checkpoint.json").write_text("{not json")
+    with pytest.raises(EvonasError, match="unreadable"):
+        resume_search(run, executor_factory=local_fake)
+    (run / "checkpoint.json").write_text('{"something": "else"}')
+    with pytest.raises(EvonasError, match="not an evonas search checkpoint"):
+        resume_search(run, executor_factory=local_fake)
+    shutil.rmtree(run / "tb")
+    (run / "checkpoint.json").unlink()
+    with pytest.raises(EvonasError, match="missing"):
+        resume_search(run, executor_factory=local_fake)
+    with pytest.raises(EvonasError, match="already holds a run"):
+        start_search(CFG, run_dir=run, executor_factory=local_fake)
+    with pytest.raises(EvonasError, match="does not exist"):
+        resume_search(tmp_path / "nowhere", executor_factory=local_fake)
+
+
+def test_search_config_survives_json_and_fills_space_defaults():
+    cfg = SearchConfig(space="darts", estimator="sweet", interval=(1e-4, 5e-4), workers=3).resolved()
+    assert (cfg.population, cfg.sample, cfg.executor) == (50, 10, "ray")
+    assert SearchConfig.from_dict(json.loads(json.dumps(cfg.to_dict()))) == cfg
+    assert SearchConfig(space="nb201").resolved().population == 25
+    assert SearchConfig(space="nb201", time_limit=60, budget=None).resolved().executor == "local"
+    with pytest.raises(EvonasError, match="budget"):
+        SearchConfig(budget=None).resolved()
