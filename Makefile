@@ -21,7 +21,7 @@ $(VENV)/.installed: pyproject.toml Makefile
 setup: $(VENV)/.installed  ## create .venv with evonas and its dependencies
 
 test: setup  ## run the whole test suite
-	$(PY) -m pytest -q -p no:cacheprovider
+	$(PY) -m pytest -q -p no:cacheprovider -n 2
 
 demo: setup  ## a short search on CIFAR-10 (synthetic data, labelled so, if CIFAR-10 cannot be had)
 	bash scripts/demo.sh
