@@ -28,14 +28,26 @@ def scored_layers(model: nn.Module) -> list[nn.Module]:
     return layers
 
 
-def scored_weights(model: nn.Module) -> list[nn.Parameter]:
-    """The ``weight`` of every Conv2d / Linear module (no biases, no BatchNorm parameters)."""
+def conv_linear_weights(module: nn.Module) -> list[nn.Parameter]:
+    """The ``weight`` of every Conv2d / Linear inside ``module``, in module order, once each.
+
+    No biases, no BatchNorm parameters; empty for a module without such layers (a cell of
+    only pooling / skip ops, which calibration still counts as a depth unit).
+    """
     seen: set[int] = set()
     weights = []
-    for layer in scored_layers(model):
-        if id(layer.weight) not in seen:
+    for layer in module.modules():
+        if isinstance(layer, SCORED_LAYERS) and id(layer.weight) not in seen:
             seen.add(id(layer.weight))
             weights.append(layer.weight)
+    return weights
+
+
+def scored_weights(model: nn.Module) -> list[nn.Parameter]:
+    """``conv_linear_weights`` of a whole model, which must have at least one such layer."""
+    weights = conv_linear_weights(model)
+    if not weights:
+        raise EstimatorError("the model has no Conv2d or Linear layer to score")
     return weights
 
 

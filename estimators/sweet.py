@@ -23,6 +23,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from estimators import register
+from estimators._torch_utils import conv_linear_weights, scored_weights
 from estimators.base import Batch, Estimator, EstimatorError
 
 #: Half-decade candidate bounds; bin ``i`` is ``[GRID[i], GRID[i + 1])`` (21 bins).
@@ -30,17 +31,6 @@ GRID: tuple[float, ...] = (
     0.0, 5e-10, 1e-9, 5e-9, 1e-8, 5e-8, 1e-7, 5e-7, 1e-6, 5e-6, 1e-5,
     5e-5, 1e-4, 5e-4, 1e-3, 5e-3, 1e-2, 5e-2, 1e-1, 5e-1, 1.0, 5.0,
 )
-
-
-def sweet_weights(module: nn.Module) -> list[nn.Parameter]:
-    """The ``weight`` of every Conv2d and Linear inside ``module``, in module order, once each."""
-    seen: set[int] = set()
-    weights = []
-    for sub in module.modules():
-        if isinstance(sub, (nn.Conv2d, nn.Linear)) and id(sub.weight) not in seen:
-            seen.add(id(sub.weight))
-            weights.append(sub.weight)
-    return weights
 
 
 @contextmanager
@@ -79,9 +69,7 @@ def weight_gradients(
     its true value. ``skip_unread=False`` computes every parameter's gradient, as a plain
     loop would; it exists to prove the shortcut leaves the score unchanged.
     """
-    weights = sweet_weights(model)
-    if not weights:
-        raise EstimatorError("the model has no Conv2d or Linear weights to score")
+    weights = scored_weights(model)
     images, labels = batch
     device = weights[0].device
     images, labels = images.to(device, non_blocking=True), labels.to(device, non_blocking=True)
@@ -231,7 +219,7 @@ def depth_trend(
     grad_of = {id(w): g for w, g in zip(weights, grads)}
     ratios = torch.zeros(len(depth_units), len(grid) - 1, dtype=torch.float64)
     for d, unit in enumerate(depth_units):
-        unit_weights = sweet_weights(unit)
+        unit_weights = conv_linear_weights(unit)
         missing = [w for w in unit_weights if id(w) not in grad_of]
         if missing:
             raise EstimatorError(f"depth unit {d} ({type(unit).__name__}) is not part of the model")

@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from cli_helpers import assert_one_line_error, run_cli
 
 ROOT = Path(__file__).resolve().parents[1]
 ALL_CONV3 = "|nor_conv_3x3~0|+|nor_conv_3x3~0|nor_conv_3x3~1|+|nor_conv_3x3~0|nor_conv_3x3~1|nor_conv_3x3~2|"
@@ -15,27 +16,6 @@ DARTS_V2 = (
     "normal=sep3~0,sep3~1|sep3~0,sep3~1|sep3~1,skip~0|skip~0,dil3~2;"
     "reduce=max3~0,max3~1|skip~2,max3~1|max3~0,skip~2|skip~2,max3~1"
 )
-
-
-def run_cli(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture, *argv: str) -> tuple[int, str, str]:
-    """`evonas ARGV` in this process: (exit status, stdout, stderr)."""
-    from evonas import cli
-
-    monkeypatch.setattr(sys, "argv", ["evonas", *argv])
-    try:
-        cli.main()
-        code = 0
-    except SystemExit as exc:
-        code = exc.code or 0
-    out = capsys.readouterr()
-    return code, out.out, out.err
-
-
-def assert_one_line_error(code: int, out: str, err: str, fragment: str) -> None:
-    assert code == 2
-    lines = err.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("error: ") and fragment in lines[0], err
-    assert "Traceback" not in out + err
 
 
 def test_nb201_cell_with_exact_truth(monkeypatch, capsys, nb201_truth: Path) -> None:

@@ -1,23 +1,9 @@
 """`evonas data`: finds a dataset and reports it; a missing one is a one-line error."""
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
-import pytest
-
-
-def run_cli(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture, *argv: str) -> tuple[int, str, str]:
-    from evonas import cli
-
-    monkeypatch.setattr(sys, "argv", ["evonas", *argv])
-    try:
-        cli.main()
-        code = 0
-    except SystemExit as exc:
-        code = exc.code or 0
-    out = capsys.readouterr()
-    return code, out.out, out.err
+from cli_helpers import run_cli
 
 
 def test_data_reports_the_shared_cifar10(monkeypatch, capsys, cifar_dir: Path) -> None:

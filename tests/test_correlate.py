@@ -5,7 +5,6 @@ import csv
 import json
 import math
 import random
-import sys
 from pathlib import Path
 
 import pytest
@@ -16,6 +15,7 @@ from estimators.base import Estimator
 from evonas import correlate as corr
 from evonas.errors import EvonasError
 from search_spaces import GenotypeError
+from cli_helpers import run_cli
 
 NAN = math.nan
 
@@ -138,20 +138,6 @@ def test_sample_cells_is_seeded_and_bounded():
 
 
 # ---- end to end (synthetic data, small networks' params) -----------------------------
-def run_cli(monkeypatch, capsys, *argv: str) -> tuple[int, str, str]:
-    """`evonas ARGV` in this process: (exit status, stdout, stderr)."""
-    from evonas import cli
-
-    monkeypatch.setattr(sys, "argv", ["evonas", *argv])
-    try:
-        cli.main()
-        code = 0
-    except SystemExit as exc:
-        code = exc.code or 0
-    out = capsys.readouterr()
-    return code, out.out, out.err
-
-
 def nb201_table(path: Path, n: int, column: str = "cifar10_test", arch_col: str = "arch") -> Path:
     """``n`` distinct random NB-201 genotypes with made-up accuracies 50, 51, ..."""
     space, rng, archs = search_spaces.get("nb201"), random.Random(7), []
