@@ -259,3 +259,13 @@ def test_epe_nas_uses_labels_per_class():
     singletons = est.evaluate(model, [(images, torch.arange(12))]).score
     assert grouped > 0 and one_class > 0 and grouped != one_class
     assert singletons == 0.0  # no class has two samples: no correlations to score
+
+
+@pytest.mark.parametrize("name", ["jacov", "epe_nas"])
+def test_input_jacobian_of_a_cut_off_cell_is_a_clear_failure(name):
+    """An NB-201 cell with no path from input to output has no input Jacobian: failed, with why."""
+    space = search_spaces.get("nb201")
+    cut_off = space.from_str("|none~0|+|none~0|none~1|+|none~0|none~1|none~2|")
+    model = space.build(cut_off, 10, channels=4, cells_per_stage=1)
+    result = make(name).evaluate(model, random_batches(1, count=1))
+    assert result.status == "failed" and "does not depend on the input" in result.error
