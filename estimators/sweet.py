@@ -87,7 +87,8 @@ def _flat_abs(tensors: Sequence[torch.Tensor]) -> torch.Tensor:
     return torch.cat([t.detach().reshape(-1) for t in tensors]).abs_()
 
 
-def _check_interval(interval: Any, name: str) -> tuple[float, float]:
+def check_interval(interval: Any, name: str) -> tuple[float, float]:
+    """``(lo, hi)`` as floats with ``0 <= lo < hi``; an ``EstimatorError`` saying what is wrong otherwise."""
     if interval is None:
         raise EstimatorError(
             f"{name} needs a gradient interval: pass interval=(lo, hi) "
@@ -108,7 +109,7 @@ class _SweetFamily(Estimator):
     needs_calibration: ClassVar[bool] = True
 
     def __init__(self, interval: Sequence[float] | None = None) -> None:
-        self.interval = _check_interval(interval, self.name)
+        self.interval = check_interval(interval, self.name)
 
     def settings(self) -> dict[str, Any]:
         return {"interval": list(self.interval)}

@@ -19,8 +19,8 @@ from typing import Any, Callable, Iterator
 import torch
 
 import search_spaces
-from estimators.base import Batch
-from estimators.sweet import CalibrationResult, calibrate
+from estimators.base import Batch, EstimatorError
+from estimators.sweet import CalibrationResult, calibrate, check_interval
 from evonas.data import ImageDataset, load_dataset, sample_batch
 from evonas.errors import EvonasError
 from evonas.scoring import stable_seed
@@ -173,10 +173,7 @@ def resolve_interval(
     """The Sweetimator interval to use: ``override`` when given, else the cached calibration."""
     if override is not None:
         try:
-            lo, hi = (float(v) for v in override)
-        except (TypeError, ValueError):
-            raise EvonasError(f"an interval is two numbers LO HI, got {override!r}") from None
-        if not 0.0 <= lo < hi:
-            raise EvonasError(f"--interval needs 0 <= LO < HI, got {lo:g} {hi:g}")
-        return lo, hi
+            return check_interval(override, "--interval")
+        except EstimatorError as exc:
+            raise EvonasError(str(exc)) from None
     return calibration_for(space, dataset, data_dir, batch_size, seed, num_archs, progress).interval
