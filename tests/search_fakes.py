@@ -9,6 +9,8 @@ import random
 import time
 from typing import Any
 
+import pytest
+
 import search_spaces
 from estimators.base import EstimatorResult
 from evonas.executors import JobResult, LocalExecutor
@@ -81,3 +83,12 @@ class ShuffledExecutor:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+@pytest.fixture(autouse=True)
+def fresh_fake_scorer():
+    """Each test starts with no recorded FakeScorer calls and no NaN keys (import it to use it)."""
+    FakeScorer.calls = []
+    FakeScorer.nan_keys = set()
+    yield
+    FakeScorer.nan_keys = set()

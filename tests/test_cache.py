@@ -11,16 +11,9 @@ from evonas.config import SearchConfig
 from evonas.scoring import ScoringConfig
 from evonas.search import start_search
 from search_fakes import FakeScorer, fake_score, local_fake
+from search_fakes import fresh_fake_scorer  # noqa: F401  (autouse fixture)
 
 BASE = ScoringConfig(space="nb201", estimator="sweet", estimator_settings={"interval": [1e-4, 5e-4]})
-
-
-@pytest.fixture(autouse=True)
-def _fresh_fake():
-    FakeScorer.calls = []
-    FakeScorer.nan_keys = set()
-    yield
-    FakeScorer.nan_keys = set()
 
 
 @pytest.mark.parametrize("change", [

@@ -14,19 +14,12 @@ from evonas.errors import EvonasError
 from evonas.evolution import AgingEvolution
 from evonas.search import start_search
 from search_fakes import FakeScorer, ShuffledExecutor, fake_score, local_fake
+from search_fakes import fresh_fake_scorer  # noqa: F401  (autouse fixture)
 
 
 @pytest.fixture()
 def space():
     return search_spaces.get("nb201")
-
-
-@pytest.fixture(autouse=True)
-def _fresh_fake():
-    FakeScorer.calls = []
-    FakeScorer.nan_keys = set()
-    yield
-    FakeScorer.nan_keys = set()
 
 
 def _tell_random(evo: AgingEvolution, n: int, start: int = 0, score=None) -> list[int]:
