@@ -44,7 +44,7 @@ import search_spaces
 from evonas import correlate as corr
 from evonas.data import load_dataset
 from evonas.errors import USER_ERRORS
-from evonas.scoring import Scorer, ScoringConfig
+from evonas.scoring import Scorer, ScoringSettings
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = Path(os.environ.get("EVONAS_SHARED", ROOT.parent / "shared"))
@@ -172,16 +172,16 @@ def source_sha(name: str) -> str:
     return hashlib.sha256(Path(source).read_bytes()).hexdigest()[:16]
 
 
-def config_for(name: str, args: argparse.Namespace) -> ScoringConfig:
+def config_for(name: str, args: argparse.Namespace) -> ScoringSettings:
     settings = corr.estimator_settings(name, "nb201", "cifar10", str(args.data_dir), args.batch_size, args.seed)
-    return ScoringConfig(space="nb201", estimator=name, estimator_settings=settings, dataset="cifar10",
+    return ScoringSettings(space="nb201", estimator=name, estimator_settings=settings, dataset="cifar10",
                          data_dir=str(args.data_dir), batch_size=args.batch_size, seed=args.seed)
 
 
 class ScoreLog:
     """Appends one flushed CSV row per scored cell to ``<work>/<estimator>.csv``."""
 
-    def __init__(self, path: Path, config: ScoringConfig, total: int) -> None:
+    def __init__(self, path: Path, config: ScoringSettings, total: int) -> None:
         if path.is_file():  # drop a row cut short by a killed run
             text = path.read_bytes()
             path.write_bytes(text[: text.rfind(b"\n") + 1])
@@ -213,7 +213,7 @@ def recheck(name: str, cells: list[corr.Cell], k: int, args: argparse.Namespace,
     """Re-score the first ``k`` recorded cells with the current code; True when all are identical."""
     rows = done_rows(args.work / f"{name}.csv")[:k]
     meta = json.loads((args.work / f"{name}.settings.json").read_text())
-    config = ScoringConfig(space="nb201", estimator=name, estimator_settings=meta["settings"], dataset="cifar10",
+    config = ScoringSettings(space="nb201", estimator=name, estimator_settings=meta["settings"], dataset="cifar10",
                            data_dir=str(args.data_dir), batch_size=args.batch_size, seed=args.seed)
     scorer = Scorer(config, dataset=data)
     mismatches = []

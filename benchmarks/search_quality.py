@@ -23,7 +23,7 @@ from pathlib import Path
 
 import torch
 
-from evonas.config import SearchConfig
+from evonas.config import SearchSettings
 from evonas.errors import EvonasError
 from evonas.search import resume_search, run_summary, start_search, true_accuracies
 
@@ -40,7 +40,7 @@ def run_dir_of(method: str, seed: int, args: argparse.Namespace) -> Path:
 def run_one(method: str, seed: int, args: argparse.Namespace) -> None:
     """One search (evolution or random) to its budget; a folder left by an earlier try is resumed."""
     pop, sample = (args.population, args.sample) if method == "evolution" else (args.budget, 1)
-    config = SearchConfig(
+    config = SearchSettings(
         space="nb201", estimator="sweet", budget=args.budget, population=pop, sample=sample, seed=seed,
         dataset="cifar10", data_dir=str(args.data_dir), interval=INTERVAL, checkpoint_every=25,
     )

@@ -27,7 +27,7 @@ from torch import nn
 
 import search_spaces
 from evonas.data import load_dataset
-from evonas.scoring import Scorer, ScoringConfig, stable_seed
+from evonas.scoring import Scorer, ScoringSettings, stable_seed
 
 HERE = Path(__file__).resolve().parent
 INTERVAL = (1e-4, 5e-4)
@@ -64,7 +64,7 @@ def main() -> None:
     torch.set_num_threads(args.threads)
 
     data = load_dataset(args.dataset, split="train", data_dir=args.data_dir)
-    config = ScoringConfig("nb201", "sweet", {"interval": INTERVAL}, dataset=args.dataset,
+    config = ScoringSettings("nb201", "sweet", {"interval": INTERVAL}, dataset=args.dataset,
                            data_dir=args.data_dir, batch_size=args.batch_size, seed=args.seed)
     scorer = Scorer(config, dataset=data)
     images, labels = scorer.batches(0)[0]  # the plain loop gets the very same batch

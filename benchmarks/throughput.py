@@ -27,7 +27,7 @@ import torch
 
 import search_spaces
 from evonas.executors import Executor, JobResult, RaySession, make_executor
-from evonas.scoring import ScoringConfig
+from evonas.scoring import ScoringSettings
 
 ROOT = Path(__file__).resolve().parents[1]
 INTERVAL = (1e-4, 5e-4)
@@ -75,7 +75,7 @@ def load() -> float:
 MODES = (("in-process", "local", 1), ("ray, 1 worker", "ray", 1), ("ray, 2 workers", "ray", 2))
 
 
-def measure(config: ScoringConfig, jobs: list[str], warmup: list[str], rounds: int) -> list[dict]:
+def measure(config: ScoringSettings, jobs: list[str], warmup: list[str], rounds: int) -> list[dict]:
     """Every mode on the same cells, interleaved: each round scores the next chunk in every mode
     (order reversed every other round), so load from other users hits all modes alike."""
     timing = {name: {"wall": 0.0, "results": [], "loads": []} for name, _, _ in MODES}
@@ -195,7 +195,7 @@ def main() -> None:
     torch.set_num_threads(1)  # the in-process executor gets one core, like each Ray worker
     has_cifar = (Path(args.data_dir) / "cifar-10-batches-py").is_dir()
     dataset = "cifar10" if has_cifar else "synthetic"
-    config = ScoringConfig(space="nb201", estimator="sweet", estimator_settings={"interval": INTERVAL},
+    config = ScoringSettings(space="nb201", estimator="sweet", estimator_settings={"interval": INTERVAL},
                            dataset=dataset, data_dir=args.data_dir if has_cifar else None,
                            batch_size=args.batch_size, seed=args.seed)
     jobs = genotypes(args.n, args.seed)

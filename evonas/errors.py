@@ -1,8 +1,9 @@
-"""User-facing errors: the CLI prints these as one line (``error: ...``) and exits 2."""
-from __future__ import annotations
+"""User-facing errors: the CLI prints these as one line (``error: ...``) and exits 2.
 
-from estimators import UnknownEstimatorError
-from search_spaces import GenotypeError, UnknownSpaceError
+Pure Python on purpose: settings and the run record raise them without importing torch.
+``evonas.user_errors`` adds the leaf packages' own error types to the set the CLI catches.
+"""
+from __future__ import annotations
 
 
 class EvonasError(Exception):
@@ -11,12 +12,3 @@ class EvonasError(Exception):
 
 class DataError(EvonasError):
     """A dataset could not be found, downloaded or read."""
-
-
-#: Exceptions that mean "the user asked for something wrong", never a bug.
-USER_ERRORS: tuple[type[BaseException], ...] = (
-    EvonasError,
-    GenotypeError,
-    UnknownSpaceError,
-    UnknownEstimatorError,
-)

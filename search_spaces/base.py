@@ -8,14 +8,16 @@ from __future__ import annotations
 
 import random
 from abc import ABC, abstractmethod
+from pathlib import Path
 from typing import Any
 
 import networkx as nx
 from torch import nn
 
+from search_spaces.benchmark import BenchmarkTable
+from search_spaces.errors import BenchmarkError, GenotypeError
 
-class GenotypeError(ValueError):
-    """A genotype string or graph that does not describe a cell of the space."""
+__all__ = ["GenotypeError", "SearchSpace"]
 
 
 class SearchSpace(ABC):
@@ -24,6 +26,8 @@ class SearchSpace(ABC):
     name: str = ""
     description: str = ""
     ops: tuple[str, ...] = ()
+    #: Dataset -> accuracy column of this space's benchmark table (empty: no known table).
+    truth_columns: dict[str, str] = {}
 
     # ---- size and sampling -------------------------------------------------------
     @abstractmethod
@@ -76,3 +80,19 @@ class SearchSpace(ABC):
     def str_key(self, s: str) -> str:
         """Canonical key straight from a genotype string."""
         return self.canonical_key(self.from_str(s))
+
+    # ---- benchmark tables --------------------------------------------------------
+    def benchmark(self, path: str | Path) -> BenchmarkTable:
+        """A truth table of this space's cells (accuracies by genotype, exact or isomorphic)."""
+        return BenchmarkTable.read(self, path)
+
+    def truth_column(self, dataset: str) -> str:
+        """The accuracy column of this space's benchmark table for ``dataset``."""
+        if dataset not in self.truth_columns:
+            known = ", ".join(self.truth_columns) or "no dataset (this space has no known benchmark table)"
+            raise BenchmarkError(f"--truth tables of {self.name} have accuracies for {known}, not {dataset!r}")
+        return self.truth_columns[dataset]
+
+    def benchmark_order(self) -> list[str] | None:
+        """Every cell in the benchmark's own index order, where the space has such a benchmark."""
+        return None

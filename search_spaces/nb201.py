@@ -6,10 +6,8 @@ node 1's inputs, then node 2's, then node 3's. Node 0 is the cell input, node 3 
 """
 from __future__ import annotations
 
-import csv
+import itertools
 import random
-from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import networkx as nx
@@ -28,8 +26,13 @@ EDGES: tuple[tuple[int, int], ...] = tuple((i, j) for j in range(1, NUM_NODES) f
 #: Ops whose output is exactly zero when their input is zero (so a zero input needs no tensor).
 _ZERO_PRESERVING = frozenset({"skip_connect", "avg_pool_3x3"})
 _ZERO = "#"  # canonical-key marker for a zero term
-#: Test-accuracy columns of the NB-201 truth table (benchmarks/nb201_accuracy.csv layout).
-ACCURACY_COLUMNS: tuple[str, ...] = ("cifar10_test", "cifar100_test", "imagenet16_test")
+#: The truth table's test-accuracy column for each dataset (the nb201_accuracy.csv layout).
+TRUTH_COLUMNS: dict[str, str] = {"cifar10": "cifar10_test", "cifar100": "cifar100_test",
+                                 "imagenet16-120": "imagenet16_test"}
+#: The benchmark enumerated its cells as the product of these ops over the 6 edges (first edge
+#: slowest) and shuffled that list with ``random.Random(88)``: that is its index order.
+BENCHMARK_OPS: tuple[str, ...] = ("none", "skip_connect", "nor_conv_1x1", "nor_conv_3x3", "avg_pool_3x3")
+BENCHMARK_SHUFFLE_SEED = 88
 
 
 def _make_op(op: str, channels: int) -> nn.Module:
@@ -148,9 +151,17 @@ class NB201Space(SearchSpace):
     name = "nb201"
     description = "NAS-Bench-201: 4-node cell, one of 5 ops per edge, fixed 3-stage macro"
     ops = OPS
+    truth_columns = TRUTH_COLUMNS
 
     def size(self) -> int:
         return len(OPS) ** len(EDGES)
+
+    def benchmark_order(self) -> list[str]:
+        """Every cell's string, position = the benchmark's own index (checked against its table)."""
+        cells = [self.to_str(self._graph(dict(zip(EDGES, ops))))
+                 for ops in itertools.product(BENCHMARK_OPS, repeat=len(EDGES))]
+        random.Random(BENCHMARK_SHUFFLE_SEED).shuffle(cells)
+        return cells
 
     def sample(self, rng: random.Random) -> nx.DiGraph:
         return self._graph({edge: rng.choice(OPS) for edge in EDGES})
@@ -263,46 +274,3 @@ class NB201Space(SearchSpace):
             raise GenotypeError(
                 "not an NB-201 genotype: need a DiGraph on nodes 0..3 with the 6 edges i->j (i<j), "
                 f"each with an 'op' in {', '.join(OPS)}")
-
-
-@dataclass(frozen=True)
-class TruthMatch:
-    """A truth-table row for a cell: found by its exact string or, failing that, by isomorphism."""
-
-    arch: str
-    accuracies: dict[str, float]
-    how: str  # "exact" or "isomorphic"
-    class_size: int  # rows of the table in the cell's isomorphism class
-
-
-def lookup_truth(path: str | Path, g: nx.DiGraph) -> TruthMatch | None:
-    """The NB-201 accuracies of ``g`` from a CSV with ``arch`` and the ``ACCURACY_COLUMNS``.
-
-    Prefers the row with the exact genotype string; otherwise the first row (in file order) of
-    the same isomorphism class. Returns None when neither exists. Raises ``FileNotFoundError``
-    or ``ValueError`` (missing columns, unparsable rows) for a bad table.
-    """
-    space = NB201Space()
-    arch, key = space.to_str(g), space.canonical_key(g)
-    with Path(path).open(newline="") as fh:
-        reader = csv.DictReader(fh)
-        missing = [c for c in ("arch", *ACCURACY_COLUMNS) if c not in (reader.fieldnames or [])]
-        if missing:
-            raise ValueError(f"{path} lacks the column(s) {', '.join(missing)}")
-        exact, same_class = None, []
-        for row in reader:
-            if row["arch"].strip() == arch:
-                exact = row
-            try:
-                if space.str_key(row["arch"]) == key:
-                    same_class.append(row)
-            except GenotypeError as exc:
-                raise ValueError(f"{path} line {reader.line_num}: {exc}") from None
-    row = exact or (same_class[0] if same_class else None)
-    if row is None:
-        return None
-    try:
-        accuracies = {c: float(row[c]) for c in ACCURACY_COLUMNS}
-    except ValueError:
-        raise ValueError(f"{path}: non-numeric accuracy in the row for {row['arch']}") from None
-    return TruthMatch(row["arch"].strip(), accuracies, "exact" if exact else "isomorphic", len(same_class))

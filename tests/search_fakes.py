@@ -14,7 +14,7 @@ import pytest
 import search_spaces
 from estimators.base import EstimatorResult
 from evonas.executors import JobResult, LocalExecutor
-from evonas.scoring import ScoringConfig, stable_seed
+from evonas.scoring import ScoringSettings, stable_seed
 
 OP_VALUE = {"nor_conv_3x3": 10.0, "nor_conv_1x1": 4.0, "skip_connect": 1.0}
 
@@ -30,7 +30,7 @@ class FakeScorer:
     nan_keys: set[str] = set()
     calls: list[str] = []
 
-    def __init__(self, config: ScoringConfig, device: str = "cpu", delay: float = 0.0) -> None:
+    def __init__(self, config: ScoringSettings, device: str = "cpu", delay: float = 0.0) -> None:
         self.space = search_spaces.get(config.space)
         self.delay = delay
 
@@ -44,7 +44,7 @@ class FakeScorer:
         return EstimatorResult(fake_score(key), 0.001, extra={"key": key})
 
 
-def local_fake(scoring: ScoringConfig, config: Any = None) -> LocalExecutor:
+def local_fake(scoring: ScoringSettings, config: Any = None) -> LocalExecutor:
     """The real in-process executor around the fake scorer (an ``executor_factory``)."""
     return LocalExecutor(scoring, scorer_factory=FakeScorer)
 
@@ -52,7 +52,7 @@ def local_fake(scoring: ScoringConfig, config: Any = None) -> LocalExecutor:
 class ShuffledExecutor:
     """``num_workers`` simulated workers whose results come back in a seeded random order."""
 
-    def __init__(self, scoring: ScoringConfig, num_workers: int = 3, seed: int = 0) -> None:
+    def __init__(self, scoring: ScoringSettings, num_workers: int = 3, seed: int = 0) -> None:
         self.num_workers = num_workers
         self.scorer = FakeScorer(scoring)
         self.rng = random.Random(seed)

@@ -7,13 +7,13 @@ from dataclasses import replace
 import pytest
 
 from evonas.cache import ScoreCache, scoring_fingerprint
-from evonas.config import SearchConfig
-from evonas.scoring import ScoringConfig
+from evonas.config import SearchSettings
+from evonas.scoring import ScoringSettings
 from evonas.search import start_search
 from search_fakes import FakeScorer, fake_score, local_fake
 from search_fakes import fresh_fake_scorer  # noqa: F401  (autouse fixture)
 
-BASE = ScoringConfig(space="nb201", estimator="sweet", estimator_settings={"interval": [1e-4, 5e-4]})
+BASE = ScoringSettings(space="nb201", estimator="sweet", estimator_settings={"interval": [1e-4, 5e-4]})
 
 
 @pytest.mark.parametrize("change", [
@@ -44,7 +44,7 @@ def test_cache_keeps_first_score_and_separates_settings():
 
 
 def test_duplicate_children_are_answered_from_the_cache(tmp_path):
-    cfg = SearchConfig(space="nb201", estimator="params", budget=80, population=6, sample=3, seed=2)
+    cfg = SearchSettings(space="nb201", estimator="params", budget=80, population=6, sample=3, seed=2)
     run = start_search(cfg, run_dir=tmp_path / "r", executor_factory=local_fake)
     hist = [json.loads(line) for line in (run / "history.jsonl").read_text().splitlines()]
     hits = [r for r in hist if r["cache_hit"]]

@@ -22,7 +22,7 @@ from evonas import calibration as cal
 from evonas.cli import app
 from evonas.data import load_dataset
 from evonas.errors import EvonasError
-from evonas.scoring import Scorer, ScoringConfig
+from evonas.scoring import Scorer, ScoringSettings
 from search_spaces.base import GenotypeError, SearchSpace
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -134,7 +134,7 @@ def test_other_spaces_use_seeded_samples(toy_space: str) -> None:
 # ---- same models and batch as the Scorer --------------------------------------------
 def test_calibration_sees_what_the_scorer_sees() -> None:
     data = load_dataset("synthetic")
-    scorer = Scorer(ScoringConfig("nb201", "sweet", {"interval": (1e-4, 5e-4)}, dataset="synthetic",
+    scorer = Scorer(ScoringSettings("nb201", "sweet", {"interval": (1e-4, 5e-4)}, dataset="synthetic",
                                   batch_size=8, seed=3), dataset=data)
     images, labels = cal.calibration_batch(data, 8, seed=3)
     assert torch.equal(images, scorer.batches(0)[0][0]) and torch.equal(labels, scorer.batches(0)[0][1])

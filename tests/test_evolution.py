@@ -9,7 +9,7 @@ from collections import Counter
 import pytest
 
 import search_spaces
-from evonas.config import SearchConfig
+from evonas.config import SearchSettings
 from evonas.errors import EvonasError
 from evonas.evolution import AgingEvolution
 from evonas.search import start_search
@@ -119,13 +119,13 @@ def test_state_dict_round_trip_continues_identically(space):
 
 
 def test_budget_respected_and_same_seed_same_history(tmp_path):
-    cfg = SearchConfig(space="nb201", estimator="params", budget=40, population=8, sample=3, seed=4)
+    cfg = SearchSettings(space="nb201", estimator="params", budget=40, population=8, sample=3, seed=4)
     runs = [start_search(cfg, run_dir=tmp_path / f"r{i}", executor_factory=local_fake) for i in range(2)]
     a, b = (_history(r) for r in runs)
     assert len(a) == 40 and len({r["id"] for r in a}) == 40
     strip = lambda hist: [{k: v for k, v in r.items() if k not in ("t", "seconds")} for r in hist]  # noqa: E731
     assert strip(a) == strip(b)
-    other = _history(start_search(SearchConfig(**{**cfg.to_dict(), "seed": 5}), run_dir=tmp_path / "r3",
+    other = _history(start_search(SearchSettings(**{**cfg.to_dict(), "seed": 5}), run_dir=tmp_path / "r3",
                                   executor_factory=local_fake))
     assert [r["genotype"] for r in other] != [r["genotype"] for r in a]
     # the first P evaluations are random cells, every later one a child of an earlier member
@@ -135,7 +135,7 @@ def test_budget_respected_and_same_seed_same_history(tmp_path):
 
 
 def test_search_improves_on_random_cells(tmp_path):
-    cfg = SearchConfig(space="nb201", estimator="params", budget=120, population=10, sample=4, seed=0)
+    cfg = SearchSettings(space="nb201", estimator="params", budget=120, population=10, sample=4, seed=0)
     hist = _history(start_search(cfg, run_dir=tmp_path / "r", executor_factory=local_fake))
     best = max(r["score"] for r in hist)
     assert best == max(fake_score(r["key"]) for r in hist)
@@ -150,7 +150,7 @@ def test_asynchronous_loop_keeps_every_worker_busy(tmp_path):
         executors.append(ShuffledExecutor(scoring, num_workers=3, seed=1))
         return executors[-1]
 
-    cfg = SearchConfig(space="nb201", estimator="params", budget=30, population=6, sample=2, seed=0)
+    cfg = SearchSettings(space="nb201", estimator="params", budget=30, population=6, sample=2, seed=0)
     hist = _history(start_search(cfg, run_dir=tmp_path / "r", executor_factory=factory))
     ex = executors[0]
     assert len(hist) == 30 and len({r["id"] for r in hist}) == 30
@@ -163,7 +163,7 @@ def test_asynchronous_loop_keeps_every_worker_busy(tmp_path):
 def test_nan_scores_are_failed_evaluations_and_the_search_goes_on(tmp_path, space):
     rng = random.Random(12345)  # not the search's seed, so the NaN cells are a random half
     FakeScorer.nan_keys = {space.canonical_key(space.sample(rng)) for _ in range(3000)}
-    cfg = SearchConfig(space="nb201", estimator="params", budget=30, population=4, sample=2, seed=0)
+    cfg = SearchSettings(space="nb201", estimator="params", budget=30, population=4, sample=2, seed=0)
     run = start_search(cfg, run_dir=tmp_path / "r", executor_factory=local_fake)
     hist = _history(run)
     failed = [r for r in hist if r["status"] == "failed"]
@@ -179,7 +179,7 @@ def test_time_limit_alone_bounds_the_run(tmp_path):
             time.sleep(0.02)
             return super().wait(timeout)
 
-    cfg = SearchConfig(space="nb201", estimator="params", budget=None, time_limit=0.4, population=3, sample=2)
+    cfg = SearchSettings(space="nb201", estimator="params", budget=None, time_limit=0.4, population=3, sample=2)
     run = start_search(cfg, run_dir=tmp_path / "r", executor_factory=lambda s, c: Slow(s, num_workers=2))
     hist = _history(run)
     assert 3 <= len(hist) < 200
@@ -188,11 +188,11 @@ def test_time_limit_alone_bounds_the_run(tmp_path):
 
 
 def test_warmup_counts_toward_the_budget_and_seeds_the_population(tmp_path):
-    cfg = SearchConfig(space="nb201", estimator="params", budget=30, population=4, sample=2, warmup=12, seed=1)
+    cfg = SearchSettings(space="nb201", estimator="params", budget=30, population=4, sample=2, warmup=12, seed=1)
     hist = _history(start_search(cfg, run_dir=tmp_path / "r", executor_factory=local_fake))
     assert len(hist) == 30
     assert all(r["parent"] is None for r in hist[:12]) and all(r["parent"] is not None for r in hist[12:])
     best4 = {r["id"] for r in sorted(hist[:12], key=lambda r: -r["score"])[:4]}
     assert hist[12]["parent"] in best4  # the first child descends from the best P of the warm-up
     with pytest.raises(EvonasError, match="--warmup"):
-        start_search(SearchConfig(**{**cfg.to_dict(), "warmup": 31}), run_dir=tmp_path / "x")
+        start_search(SearchSettings(**{**cfg.to_dict(), "warmup": 31}), run_dir=tmp_path / "x")

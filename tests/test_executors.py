@@ -19,9 +19,9 @@ import search_spaces
 from estimators.base import Estimator
 from evonas.errors import EvonasError
 from evonas.executors import MAX_ATTEMPTS, LocalExecutor, RayExecutor, make_executor, plan_pool
-from evonas.scoring import Scorer, ScoringConfig
+from evonas.scoring import Scorer, ScoringSettings
 
-CONFIG = ScoringConfig(
+CONFIG = ScoringSettings(
     space="nb201",
     estimator="sweet",
     estimator_settings={"interval": (1e-4, 5e-4)},
@@ -59,7 +59,7 @@ def drain(executor) -> list:
 class CountingScorer(Scorer):
     """The real scorer, counting how often it is asked (to see retries)."""
 
-    def __init__(self, config: ScoringConfig, device: str = "cpu") -> None:
+    def __init__(self, config: ScoringSettings, device: str = "cpu") -> None:
         super().__init__(config, device=device)
         self.calls = 0
 
@@ -131,7 +131,7 @@ def test_local_executor_retries_a_raising_job_once_then_reports_it_failed():
 
 
 def test_nan_score_is_a_failed_result_and_not_retried():
-    def nan_scorer(config: ScoringConfig, device: str = "cpu") -> CountingScorer:
+    def nan_scorer(config: ScoringSettings, device: str = "cpu") -> CountingScorer:
         scorer = CountingScorer(config, device)
         scorer.estimator = NaNEstimator()
         return scorer

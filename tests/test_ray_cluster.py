@@ -20,7 +20,7 @@ import pytest
 
 from evonas.errors import DataError
 from evonas.executors import RAY_ENV, RayExecutor, check_reachable, make_executor
-from evonas.scoring import Scorer, ScoringConfig
+from evonas.scoring import Scorer, ScoringSettings
 from test_executors import CONFIG, drain, free_port, genotypes
 
 RAY_BIN = Path(sys.executable).with_name("ray")
@@ -119,7 +119,7 @@ def test_executor_joins_a_running_head_and_leaves_it_running(ray_head):
 def test_missing_data_on_a_worker_is_reported_as_the_data_error(ray_head, tmp_path):
     import ray
 
-    config = ScoringConfig(space="nb201", estimator="params", dataset="imagenet16-120", data_dir=str(tmp_path))
+    config = ScoringSettings(space="nb201", estimator="params", dataset="imagenet16-120", data_dir=str(tmp_path))
     with pytest.raises(DataError, match="not found") as info:
         RayExecutor(config, address=ray_head)
     assert "\n" not in str(info.value)

@@ -43,11 +43,11 @@ def test_sizes_match_reference_on_100_cells(name, nb201_reference):
 def ranking_setup(nb201_reference, cifar_dir):
     """The seeded 300-cell sample and a Scorer on the shared CIFAR-10 (batch 64, seed 0)."""
     from evonas.data import load_dataset
-    from evonas.scoring import Scorer, ScoringConfig
+    from evonas.scoring import Scorer, ScoringSettings
 
     rows = random.Random(0).sample(reference_rows(nb201_reference), RANK_CELLS)
     dataset = load_dataset("cifar10", data_dir=cifar_dir)
-    scorer = Scorer(ScoringConfig(space="nb201", estimator="snip", batch_size=64, seed=0), dataset=dataset)
+    scorer = Scorer(ScoringSettings(space="nb201", estimator="snip", batch_size=64, seed=0), dataset=dataset)
     return rows, scorer
 
 

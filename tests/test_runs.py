@@ -6,13 +6,13 @@ import shutil
 
 import pytest
 
-from evonas.config import SearchConfig
+from evonas.config import SearchSettings
 from evonas.errors import EvonasError
 from evonas.runs import RunFolder, write_atomic
 from evonas.search import resume_search, run_summary, start_search
 from search_fakes import FakeScorer, ShuffledExecutor, local_fake
 
-CFG = SearchConfig(space="nb201", estimator="params", budget=40, population=6, sample=2, seed=1, checkpoint_every=5)
+CFG = SearchSettings(space="nb201", estimator="params", budget=40, population=6, sample=2, seed=1, checkpoint_every=5)
 
 
 class Killed(BaseException):
@@ -185,10 +185,10 @@ def test_unusable_checkpoints_are_one_line_errors(tmp_path):
 
 
 def test_search_config_survives_json_and_fills_space_defaults():
-    cfg = SearchConfig(space="darts", estimator="sweet", interval=(1e-4, 5e-4), workers=3).resolved()
+    cfg = SearchSettings(space="darts", estimator="sweet", interval=(1e-4, 5e-4), workers=3).resolved()
     assert (cfg.population, cfg.sample, cfg.executor) == (50, 10, "ray")
-    assert SearchConfig.from_dict(json.loads(json.dumps(cfg.to_dict()))) == cfg
-    assert SearchConfig(space="nb201").resolved().population == 25
-    assert SearchConfig(space="nb201", time_limit=60, budget=None).resolved().executor == "local"
+    assert SearchSettings.from_dict(json.loads(json.dumps(cfg.to_dict()))) == cfg
+    assert SearchSettings(space="nb201").resolved().population == 25
+    assert SearchSettings(space="nb201", time_limit=60, budget=None).resolved().executor == "local"
     with pytest.raises(EvonasError, match="budget"):
-        SearchConfig(budget=None).resolved()
+        SearchSettings(budget=None).resolved()

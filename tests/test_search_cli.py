@@ -13,7 +13,7 @@ import pytest
 
 import estimators
 from evonas.cli import main
-from evonas.config import SearchConfig
+from evonas.config import SearchSettings
 from evonas.search import start_search
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -128,7 +128,7 @@ SMALL_BUILD = {"nb201": {"channels": 4, "cells_per_stage": 1}, "darts": {"channe
 @pytest.mark.parametrize("name", sorted(estimators.available()))
 def test_every_estimator_and_space_through_a_tiny_search(tmp_path, space, name):
     sweet = estimators.available()[name].needs_calibration
-    cfg = SearchConfig(
+    cfg = SearchSettings(
         space=space, estimator=name, budget=3, population=2, sample=1, dataset="synthetic",
         batch_size=8, build_options=SMALL_BUILD[space], interval=(1e-4, 5e-4) if sweet else None,
     )

@@ -70,7 +70,8 @@ def _batch(dataset: ImageDataset, idx: torch.Tensor, generator: torch.Generator 
     images = dataset.images[idx].to(device, non_blocking=True)
     labels = dataset.labels[idx].to(device, non_blocking=True)
     if augmented:
-        return augment(images, dataset.mean, dataset.std, generator, cutout=cutout), labels
+        return augment(images, dataset.mean, dataset.std, generator, padding=dataset.crop_padding,
+                       cutout=cutout), labels
     return normalize(images, dataset.mean, dataset.std), labels
 
 

@@ -29,6 +29,7 @@ class ImageDataset:
     synthetic: bool = False
     split: str = "train"
     source: str = ""  # where the pixels came from (a folder, or the synthetic recipe)
+    crop_padding: int = 4  # zero padding of the training random crop: 4 for 32x32, 2 for ImageNet16 (NB-201)
 
     def __post_init__(self) -> None:
         if self.images.dtype != torch.uint8 or self.images.dim() != 4:

@@ -43,6 +43,7 @@ class PickledDataset:
     resolution: int
     mean: tuple[float, ...]
     std: tuple[float, ...]
+    crop_padding: int = 4          # zero padding of the training random crop (NB-201's recipe)
     label_offset: int = 0          # subtracted from the stored labels (ImageNet16: 1-based)
     first_classes_only: bool = False  # keep labels < num_classes instead of rejecting others
     url: str | None = None         # official archive holding ``folder/``; None: no download
@@ -74,7 +75,7 @@ IMAGENET16_120 = PickledDataset(
     "imagenet16-120", "ImageNet16-120", "ImageNet16",
     tuple(f"train_data_batch_{i}" for i in range(1, 11)), ("val_data",), "labels", 120, 16,
     mean=tuple(x / 255 for x in (122.68, 116.66, 104.01)), std=tuple(x / 255 for x in (63.22, 61.26, 65.09)),
-    label_offset=1, first_classes_only=True,
+    crop_padding=2, label_offset=1, first_classes_only=True,
 )
 PICKLED = {spec.name: spec for spec in (CIFAR10, CIFAR100, IMAGENET16_120)}
 DATASETS = (*PICKLED, "synthetic")
@@ -188,7 +189,7 @@ def _load_pickled(spec: PickledDataset, split: str, folder: Path) -> ImageDatase
                           f"{len(files) + len(absent)} training files", DataWarning, stacklevel=3)
         images, labels = _read_files(spec, files)
         _cache[key] = ImageDataset(spec.name, images, labels, spec.num_classes, spec.mean, spec.std,
-                                   split=split, source=str(folder))
+                                   split=split, source=str(folder), crop_padding=spec.crop_padding)
     return replace(_cache[key])
 
 

@@ -153,10 +153,6 @@ class AgingEvolution:
         """The best cell seen so far (hall of fame head)."""
         return self.hall_of_fame[0] if len(self.hall_of_fame) else None
 
-    def top(self, k: int) -> list[Candidate]:
-        """The best ``k`` distinct cells (by canonical key) seen so far, best first."""
-        return list(self.hall_of_fame)[:k]
-
     # ---- checkpointing ------------------------------------------------------------
     def state_dict(self) -> dict[str, Any]:
         """Plain-JSON state: population in age order, hall of fame, RNG, counters, logbook."""

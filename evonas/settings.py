@@ -1,8 +1,10 @@
-"""Search settings as one dataclass: defaults per space, validation, JSON load/save.
+"""The settings of a search and of its scoring, as pure data with a JSON round trip.
 
-The CLI fills a ``SearchConfig``, the driver validates and records it in the run folder,
-and ``--resume`` reads it back, so a resumed run continues with exactly the settings it
-started with.
+The CLI (or the Python API) fills a ``SearchSettings``; ``resolved()`` fills in the space's
+defaults and checks every value; the run record stores it in ``config.json`` and a resume
+reads it back, so a resumed run continues with exactly the settings it started with.
+``ScoringSettings`` is everything besides the genotype that decides a score. No torch, no
+Ray here: reading a run's settings must stay cheap.
 """
 from __future__ import annotations
 
@@ -13,8 +15,6 @@ from pathlib import Path
 from typing import Any
 
 from evonas.errors import EvonasError
-from evonas.executors import EXECUTOR_KINDS
-from evonas.scoring import BATCH_POLICIES
 
 #: (population, sample) per space when the user gives none. NB-201 follows the published
 #: REA setting for this space (P=25, S=5 in the NAS-Bench-201 paper's REA baseline); the
@@ -22,38 +22,94 @@ from evonas.scoring import BATCH_POLICIES
 SPACE_DEFAULTS: dict[str, tuple[int, int]] = {"nb201": (25, 5), "darts": (50, 10)}
 FALLBACK_POPULATION_SAMPLE = (25, 5)
 DEFAULT_BUDGET = 500
+DEFAULT_CHECKPOINT_EVERY = 25
+DEFAULT_TOP_K = 5
+DEFAULT_BATCH_SIZE = 64
+DEFAULT_DATASET = "cifar10"
+DEFAULT_SPACE = "nb201"
+DEFAULT_ESTIMATOR = "sweet"
+#: Networks whose depth trends a Sweetimator calibration averages.
+DEFAULT_CALIBRATION_ARCHS = 100
+BATCH_POLICIES = ("fixed", "fresh")
+EXECUTOR_KINDS = ("local", "ray")
+
+
+def check_batch_policy(policy: str) -> None:
+    if policy not in BATCH_POLICIES:
+        raise EvonasError(f"--batch-policy must be one of {', '.join(BATCH_POLICIES)}, not {policy!r}")
+
+
+def check_pool(workers: int | None, gpus_per_worker: float | None) -> None:
+    """The Ray pool flags on their own (what the cluster can hold is checked when it is known)."""
+    if workers is not None and workers < 1:
+        raise EvonasError(f"--workers must be at least 1, not {workers}")
+    if gpus_per_worker is not None and (
+        gpus_per_worker < 0 or (gpus_per_worker > 1 and not float(gpus_per_worker).is_integer())
+    ):
+        raise EvonasError(f"--gpus-per-worker must be a fraction in [0, 1] or a whole number, not {gpus_per_worker}")
+
+
+def check_executor(kind: str | None, workers: int | None, gpus_per_worker: float | None, address: str | None) -> None:
+    """The executor flags together: pool flags only make sense with Ray."""
+    if kind not in EXECUTOR_KINDS:
+        raise EvonasError(f"--executor must be one of {', '.join(EXECUTOR_KINDS)}, not {kind!r}")
+    check_pool(workers, gpus_per_worker)
+    if kind == "local" and (address is not None or gpus_per_worker is not None or (workers or 1) != 1):
+        raise EvonasError("--workers, --gpus-per-worker and --address need the Ray executor; add --executor ray")
+
+
+@dataclass(frozen=True)
+class ScoringSettings:
+    """Everything that determines a score besides the genotype; recorded in every run."""
+
+    space: str
+    estimator: str
+    estimator_settings: dict[str, Any] = field(default_factory=dict)
+    dataset: str = DEFAULT_DATASET
+    data_dir: str | None = None
+    batch_size: int = DEFAULT_BATCH_SIZE
+    batch_policy: str = BATCH_POLICIES[0]
+    seed: int = 0
+    build_options: dict[str, Any] | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "ScoringSettings":
+        return cls(**data)
 
 
 @dataclass
-class SearchConfig:
+class SearchSettings:
     """Everything that decides what a search does (executor settings only decide how fast)."""
 
-    space: str = "nb201"
-    estimator: str = "sweet"
+    space: str = DEFAULT_SPACE
+    estimator: str = DEFAULT_ESTIMATOR
     budget: int | None = DEFAULT_BUDGET
     time_limit: float | None = None
     population: int | None = None
     sample: int | None = None
     seed: int = 0
-    dataset: str = "cifar10"
+    dataset: str = DEFAULT_DATASET
     data_dir: str | None = None
-    batch_size: int = 64
-    batch_policy: str = "fixed"
+    batch_size: int = DEFAULT_BATCH_SIZE
+    batch_policy: str = BATCH_POLICIES[0]
     interval: tuple[float, float] | None = None
     estimator_settings: dict[str, Any] = field(default_factory=dict)
     build_options: dict[str, Any] | None = None
     warmup: int = 0
-    checkpoint_every: int = 25
-    top_k: int = 5
+    checkpoint_every: int = DEFAULT_CHECKPOINT_EVERY
+    top_k: int = DEFAULT_TOP_K
     executor: str | None = None
     workers: int | None = None  # None: 1 in process, or the Ray executor's default pool
     gpus_per_worker: float | None = None
     address: str | None = None
 
-    def resolved(self) -> "SearchConfig":
+    def resolved(self) -> "SearchSettings":
         """A copy with space defaults filled in and every setting checked (EvonasError if bad)."""
         pop, sample = SPACE_DEFAULTS.get(self.space, FALLBACK_POPULATION_SAMPLE)
-        cfg = SearchConfig(**{f.name: getattr(self, f.name) for f in fields(self)})
+        cfg = SearchSettings(**{f.name: getattr(self, f.name) for f in fields(self)})
         cfg.population = pop if cfg.population is None else cfg.population
         cfg.sample = min(sample, cfg.population) if cfg.sample is None else cfg.sample
         if cfg.executor is None:
@@ -64,7 +120,11 @@ class SearchConfig:
         return cfg
 
     def validate(self) -> None:
-        """Raise ``EvonasError`` naming the first bad setting and how to fix it."""
+        """Raise ``EvonasError`` naming the first bad setting and how to fix it.
+
+        Estimator options (the interval included) are checked where they are resolved,
+        in ``evonas.scoring.resolve``.
+        """
         if self.budget is None and self.time_limit is None:
             raise EvonasError("give a budget: --budget N evaluations and/or --time-limit SECONDS")
         if self.budget is not None and self.budget < 1:
@@ -84,23 +144,17 @@ class SearchConfig:
             raise EvonasError(f"--checkpoint-every must be at least 1, not {self.checkpoint_every}")
         if self.batch_size < 1:
             raise EvonasError(f"--batch-size must be at least 1, not {self.batch_size}")
-        if self.batch_policy not in BATCH_POLICIES:
-            raise EvonasError(f"--batch-policy must be one of {', '.join(BATCH_POLICIES)}, not {self.batch_policy!r}")
-        if self.executor not in EXECUTOR_KINDS:
-            raise EvonasError(f"--executor must be one of {', '.join(EXECUTOR_KINDS)}, not {self.executor!r}")
-        if self.workers is not None and self.workers < 1:
-            raise EvonasError(f"--workers must be at least 1, not {self.workers}")
+        check_batch_policy(self.batch_policy)
+        check_executor(self.executor, self.workers, self.gpus_per_worker, self.address)
         if self.top_k < 1:
             raise EvonasError(f"--top-k must be at least 1, not {self.top_k}")
-        if self.interval is not None and not 0 <= self.interval[0] < self.interval[1]:
-            raise EvonasError(f"--interval LO HI needs 0 <= LO < HI, not {self.interval[0]} {self.interval[1]}")
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> "SearchConfig":
-        """Read a recorded config; unknown keys are ignored so older runs stay readable."""
+    def from_dict(cls, data: dict[str, Any]) -> "SearchSettings":
+        """Read recorded settings; unknown keys are ignored so older runs stay readable."""
         known = {f.name for f in fields(cls)}
         values = {k: v for k, v in data.items() if k in known}
         if values.get("interval") is not None:

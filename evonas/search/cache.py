@@ -13,13 +13,13 @@ import hashlib
 import json
 from typing import Any, Iterable, Mapping
 
-from evonas.scoring import ScoringConfig
+from evonas.settings import ScoringSettings
 
-#: ScoringConfig fields that do not change a score.
+#: ScoringSettings fields that do not change a score.
 _NOT_SCORE_AFFECTING = ("data_dir",)
 
 
-def scoring_fingerprint(config: ScoringConfig) -> str:
+def scoring_fingerprint(config: ScoringSettings) -> str:
     """A short stable hash of everything in ``config`` that changes a score."""
     data = {k: v for k, v in config.to_dict().items() if k not in _NOT_SCORE_AFFECTING}
     text = json.dumps(data, sort_keys=True, default=str)
@@ -29,7 +29,7 @@ def scoring_fingerprint(config: ScoringConfig) -> str:
 class ScoreCache:
     """In-memory map (canonical key, scoring fingerprint) -> score; only successful scores."""
 
-    def __init__(self, config: ScoringConfig) -> None:
+    def __init__(self, config: ScoringSettings) -> None:
         self.fingerprint = scoring_fingerprint(config)
         self._scores: dict[tuple[str, str], float] = {}
 

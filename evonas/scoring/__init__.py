@@ -1,0 +1,10 @@
+"""Scoring: resolve what a score depends on (``resolve_scoring``), then score genotype strings
+with it (``Scorer``); the Sweetimator interval calibration and its cache live here too."""
+from evonas.scoring.calibration import Calibration, cache_path, calibration_archs, calibration_for
+from evonas.scoring.resolve import estimator_class, parse_estimators, resolve_interval, resolve_scoring
+from evonas.scoring.scorer import Scorer, build_model, fixed_batches, seeded_rng
+
+__all__ = [
+    "Calibration", "Scorer", "build_model", "cache_path", "calibration_archs", "calibration_for",
+    "estimator_class", "fixed_batches", "parse_estimators", "resolve_interval", "resolve_scoring", "seeded_rng",
+]

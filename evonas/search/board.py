@@ -1,0 +1,41 @@
+"""TensorBoard view of a search (``tb/``): fitness curves, speed, cache hits, best cell, hparams."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Iterable
+
+import numpy as np
+from torch.utils.tensorboard import SummaryWriter
+
+
+class Board:
+    """Writes one run's TensorBoard events; ``purge_step`` drops what a kill left past the checkpoint."""
+
+    def __init__(self, tb_dir: Path, purge_step: int | None = None) -> None:
+        self.writer = SummaryWriter(str(tb_dir), purge_step=purge_step)
+
+    def step(self, step: int, stats: dict[str, float] | None, best_so_far: float | None, rate: float,
+             hit_rate: float) -> None:
+        """Per-evaluation scalars; ``stats`` summarises the current population (None before any)."""
+        if stats:
+            for name in ("best", "mean", "median"):
+                self.writer.add_scalar(f"fitness/{name}", stats[name], step)
+        if best_so_far is not None:
+            self.writer.add_scalar("fitness/best_so_far", best_so_far, step)
+        self.writer.add_scalar("speed/evaluations_per_second", rate, step)
+        self.writer.add_scalar("cache/hit_rate", hit_rate, step)
+
+    def histogram(self, step: int, scores: Iterable[float]) -> None:
+        values = np.fromiter(scores, dtype=np.float64)
+        if values.size:
+            self.writer.add_histogram("fitness/population", values, step)
+
+    def best(self, step: int, genotype: str, score: float) -> None:
+        self.writer.add_text("best/genotype", f"`{genotype}` score {score:.6g}", step)
+
+    def hparams(self, hparams: dict[str, Any], metrics: dict[str, float]) -> None:
+        clean = {k: (v if isinstance(v, (int, float, str, bool)) else str(v)) for k, v in hparams.items()}
+        self.writer.add_hparams(clean, metrics, run_name="hparams")
+
+    def close(self) -> None:
+        self.writer.close()

@@ -1,0 +1,309 @@
+"""The search driver: settings -> (space, estimator, executor) -> aging evolution -> run record.
+
+``start_search`` and ``resume_search`` both return the run folder's path, so a caller
+(the CLI, the API, a later ``--train-top K`` step) can go on from the finished run.
+
+The loop is asynchronous steady-state: every worker gets a job, and whenever a result
+comes back it is recorded and the next child is submitted. A child whose canonical key
+was already scored is answered from the score cache at once (it still counts as an
+evaluation). Each finished evaluation is appended to ``history.jsonl`` *before* the
+evolution state changes, and the checkpoint says how many history lines it covers, so a
+resume (even after kill -9) replays exactly the lines written after the checkpoint:
+no finished evaluation is lost or repeated, and jobs still in flight are submitted again.
+"""
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any, Callable
+
+import search_spaces
+from evonas.errors import EvonasError
+from evonas.execution import Executor, JobResult, make_executor
+from evonas.runs import RunRecord, Tally, default_run_name
+from evonas.scoring import estimator_class, resolve_scoring
+from evonas.search.board import Board
+from evonas.search.cache import ScoreCache, scoring_fingerprint
+from evonas.search.evolution import AgingEvolution, Proposal
+from evonas.seeding import resume_seed
+from evonas.settings import ScoringSettings, SearchSettings
+
+CHECKPOINT_FORMAT = 1
+#: Settings a resume may change: they decide how long or where the run goes on, not what it computes.
+RESUME_OVERRIDES = ("budget", "time_limit", "executor", "workers", "gpus_per_worker", "address")
+
+ExecutorFactory = Callable[[ScoringSettings, SearchSettings], Executor]
+
+
+@dataclass
+class Progress:
+    """What the progress callback sees after every evaluation."""
+
+    evaluations: int
+    budget: int | None
+    best: float | None
+    rate: float
+    cache_hit_rate: float
+    failed: int
+    elapsed: float
+
+
+ProgressCallback = Callable[[Progress], None]
+
+
+def default_executor(scoring: ScoringSettings, settings: SearchSettings) -> Executor:
+    """The executor the settings ask for (local in-process, or a Ray actor pool)."""
+    return make_executor(scoring, kind=settings.executor, workers=settings.workers,
+                         gpus_per_worker=settings.gpus_per_worker, address=settings.address)
+
+
+def scoring_settings(settings: SearchSettings, interval_progress: Callable[[int, int], None] | None = None
+                     ) -> ScoringSettings:
+    """The resolved scoring settings of a search (estimator options checked, interval resolved)."""
+    return resolve_scoring(
+        settings.space, settings.estimator, dataset=settings.dataset, data_dir=settings.data_dir,
+        batch_size=settings.batch_size, batch_policy=settings.batch_policy, seed=settings.seed,
+        interval=settings.interval, estimator_settings=settings.estimator_settings,
+        build_options=settings.build_options, calibration_progress=interval_progress,
+    )
+
+
+def _make_evolution(settings: SearchSettings) -> AgingEvolution:
+    return AgingEvolution(
+        search_spaces.get(settings.space), settings.population, settings.sample, settings.seed,
+        higher_is_better=estimator_class(settings.estimator).higher_is_better, warmup=settings.warmup,
+    )
+
+
+def start_search(
+    settings: SearchSettings,
+    run_dir: str | Path | None = None,
+    runs_root: str | Path = "runs",
+    executor_factory: ExecutorFactory = default_executor,
+    progress: ProgressCallback | None = None,
+    interval_progress: Callable[[int, int], None] | None = None,
+) -> Path:
+    """Run a new search to its budget; returns the run folder."""
+    settings = settings.resolved()
+    scoring = scoring_settings(settings, interval_progress)
+    evolution = _make_evolution(settings)
+    est_cls = estimator_class(settings.estimator)
+    executor = executor_factory(scoring, settings)  # fails early (data, Ray address) before any folder exists
+    try:
+        record = RunRecord.create(run_dir or Path(runs_root) / default_run_name(settings.space, settings.estimator))
+        record.write_config(settings, scoring, {
+            "name": settings.estimator, "settings": scoring.estimator_settings,
+            "higher_is_better": est_cls.higher_is_better, "needs_calibration": est_cls.needs_calibration,
+        }, scoring_fingerprint(scoring))
+        driver = _Driver(record, settings, scoring, evolution, lambda *_: executor, progress)
+        driver.checkpoint()
+    except BaseException:
+        executor.close()
+        raise
+    return driver.run()
+
+
+def resume_search(
+    run_dir: str | Path,
+    overrides: dict[str, Any] | None = None,
+    executor_factory: ExecutorFactory = default_executor,
+    progress: ProgressCallback | None = None,
+) -> Path:
+    """Continue a stopped or killed run from its checkpoint plus the history written after it."""
+    record = RunRecord.open(run_dir)
+    recorded = record.settings()
+    changes = {k: v for k, v in (overrides or {}).items() if v is not None}
+    unknown = sorted(set(changes) - set(RESUME_OVERRIDES))
+    if unknown:
+        raise EvonasError(f"a resumed run keeps its settings; only {', '.join(RESUME_OVERRIDES)} may change, "
+                          f"not {', '.join(unknown)}")
+    if {"workers", "address"} & changes.keys() and "executor" not in changes:
+        changes["executor"] = None  # re-derive local/ray from the new worker settings
+    settings = replace(recorded.search, **changes).resolved()
+    checkpoint = record.read_checkpoint()
+    history = record.read_history(repair=True)
+    evolution = _make_evolution(settings)
+    try:
+        evolution.load_state_dict(checkpoint["evolution"])
+    except (KeyError, TypeError, ValueError) as exc:
+        raise EvonasError(f"checkpoint {record.checkpoint_path} does not fit this run ({exc}); "
+                          "the run cannot be resumed") from None
+    covered = int(checkpoint["evaluations"])
+    if settings.budget is not None and settings.budget < len(history):
+        raise EvonasError(f"this run already has {len(history)} evaluations; a --budget below that cannot apply")
+    if len(history) < covered:
+        raise EvonasError(f"{record.history_path} has {len(history)} evaluations but the checkpoint covers "
+                          f"{covered}; the history was truncated and the run cannot be resumed")
+    driver = _Driver(record, settings, recorded.scoring, evolution, executor_factory, progress, history, checkpoint)
+    return driver.run()
+
+
+class _Driver:
+    """One session of the loop over a run record (a fresh start or a resume)."""
+
+    def __init__(
+        self,
+        record: RunRecord,
+        settings: SearchSettings,
+        scoring: ScoringSettings,
+        evolution: AgingEvolution,
+        executor_factory: ExecutorFactory,
+        progress: ProgressCallback | None,
+        history: list[dict[str, Any]] | None = None,
+        checkpoint: dict[str, Any] | None = None,
+    ) -> None:
+        self.record, self.settings, self.scoring, self.evolution = record, settings, scoring, evolution
+        self.executor_factory = executor_factory
+        self.executor: Executor | None = None
+        self.progress = progress
+        self.cache = ScoreCache(scoring)
+        self.tally = Tally(evolution.higher_is_better)
+        self.pending: dict[int, Proposal] = {}
+        self.resubmit: list[tuple[int, Proposal]] = []
+        self.next_id = 0
+        self.elapsed_before = 0.0
+        if checkpoint is not None:
+            self._restore(history or [], checkpoint)
+        self.board = Board(record.tb_dir, purge_step=self.tally.evaluations if checkpoint is not None else None)
+        self.session_start = time.monotonic()
+        self.session_done = 0
+
+    # ---- resume -------------------------------------------------------------------
+    def _restore(self, history: list[dict[str, Any]], checkpoint: dict[str, Any]) -> None:
+        covered = int(checkpoint["evaluations"])
+        for rec in history[covered:]:
+            self.evolution.tell(rec["id"], rec["genotype"], rec["key"], rec["score"] if rec["status"] == "ok" else None)
+        if len(history) > covered:
+            # The draws made after the checkpoint cannot be replayed; continue from a stream
+            # that is still a pure function of the run seed and the evaluations done.
+            self.evolution.rng.seed(resume_seed(self.settings.seed, len(history)))
+        self.cache.fill(history)
+        self.tally.extend(history)
+        finished = {rec["id"] for rec in history}
+        self.next_id = max([int(checkpoint["next_id"]), *(i + 1 for i in finished)])
+        self.resubmit = [(int(i), Proposal(**p)) for i, p in sorted(checkpoint["pending"].items(), key=lambda kv: int(kv[0]))
+                         if int(i) not in finished]
+        self.elapsed_before = max([float(checkpoint.get("elapsed", 0.0)), *(rec.get("t", 0.0) for rec in history[-1:])])
+
+    # ---- the loop -----------------------------------------------------------------
+    def run(self) -> Path:
+        """Drive the search to its budget; on Ctrl-C (or any error) checkpoint first, then re-raise."""
+        try:
+            if self._may_submit():  # a resumed run that already reached its budget needs no workers
+                self.executor = self.executor_factory(self.scoring, self.settings)
+                with self.executor:
+                    for job_id, proposal in self.resubmit:
+                        if self._may_submit():
+                            self._submit(job_id, proposal)
+                    self._fill()
+                    while self.executor.pending():
+                        for result in self.executor.wait():
+                            self._finish(result)
+                        self._fill()
+        except BaseException:  # Ctrl-C above all: save what is done, then stop as asked
+            self.checkpoint()
+            self.finish(complete=False)
+            raise
+        self.checkpoint()
+        self.finish(complete=True)
+        return self.record.path
+
+    def elapsed(self) -> float:
+        return self.elapsed_before + time.monotonic() - self.session_start
+
+    def _may_submit(self) -> bool:
+        cfg = self.settings
+        if cfg.budget is not None and self.tally.evaluations + len(self.pending) >= cfg.budget:
+            return False
+        return cfg.time_limit is None or self.elapsed() < cfg.time_limit
+
+    def _fill(self) -> None:
+        """Give every idle worker a child; cached children are answered on the spot."""
+        while self.executor.pending() < self.executor.num_workers and self._may_submit():
+            proposal = self.evolution.propose()
+            job_id, self.next_id = self.next_id, self.next_id + 1
+            cached = self.cache.get(proposal.key)
+            if cached is None:
+                self._submit(job_id, proposal)
+            else:
+                self._record(job_id, proposal, cached, 0.0, "cache", "ok", None, cache_hit=True)
+
+    def _submit(self, job_id: int, proposal: Proposal) -> None:
+        self.pending[job_id] = proposal
+        self.executor.submit(job_id, proposal.genotype)
+
+    def _finish(self, result: JobResult) -> None:
+        proposal = self.pending.pop(result.job_id, None)
+        if proposal is None:
+            return  # not ours (or already recorded): never count an evaluation twice
+        status, score, error = result.status, result.score, result.error
+        if status == "ok" and (score is None or not math.isfinite(score)):
+            status, score, error = "failed", None, f"non-finite score ({score})"
+        self._record(result.job_id, proposal, score if status == "ok" else None, result.seconds,
+                     result.worker, status, error, cache_hit=False)
+
+    def _record(self, job_id: int, proposal: Proposal, score: float | None, seconds: float, worker: str,
+                status: str, error: str | None, cache_hit: bool) -> None:
+        """History line first (durable), then evolution, cache, counters, TensorBoard, progress."""
+        line = {
+            "id": job_id, "genotype": proposal.genotype, "key": proposal.key, "parent": proposal.parent,
+            "score": score, "seconds": round(seconds, 6), "worker": worker, "status": status,
+            "cache_hit": cache_hit, "error": error, "t": round(self.elapsed(), 3),
+        }
+        self.record.append_history(line)
+        best_before = self.evolution.best
+        member = self.evolution.tell(job_id, proposal.genotype, proposal.key, score)
+        if status == "ok":
+            self.cache.put(proposal.key, score)
+        self.tally.add(line)
+        self.session_done += 1
+        done = self.tally.evaluations
+        stats = self.evolution.logbook[-1] if len(self.evolution.logbook) else None
+        best = self.evolution.best
+        self.board.step(done, stats, best.score if best else None, self.rate(), self.tally.cache_hit_rate)
+        if member is not None and best is not None and best is not best_before:
+            self.board.best(done, best.genotype, best.score)
+        if done % self.settings.checkpoint_every == 0:
+            self.checkpoint()
+        if self.progress is not None:
+            self.progress(Progress(done, self.settings.budget, best.score if best else None, self.rate(),
+                                   self.tally.cache_hit_rate, self.tally.failed, self.elapsed()))
+
+    def rate(self) -> float:
+        """Evaluations per second in this session."""
+        seconds = time.monotonic() - self.session_start
+        return self.session_done / seconds if seconds > 0 else 0.0
+
+    # ---- persistence --------------------------------------------------------------
+    def checkpoint(self) -> None:
+        """Atomically save the state covering every history line written so far."""
+        self.record.write_checkpoint({
+            "format": CHECKPOINT_FORMAT,
+            "evaluations": self.tally.evaluations,
+            "next_id": self.next_id,
+            "pending": {str(i): p.to_dict() for i, p in self.pending.items()},
+            "elapsed": self.elapsed(),
+            "evolution": self.evolution.state_dict(),
+        })
+        self.board.histogram(self.tally.evaluations, (ind.score for ind in self.evolution.population))
+        self.record.write_best(self.summary(complete=False))
+
+    def summary(self, complete: bool) -> dict[str, Any]:
+        return self.tally.summary(self.settings.budget, self.settings.top_k, self.elapsed(), complete)
+
+    def finish(self, complete: bool) -> None:
+        """best.json, hparams and closing the files; runs on a normal end and on Ctrl-C."""
+        summary = self.summary(complete)
+        self.record.write_best(summary)
+        if complete:
+            cfg = self.settings
+            hparams = {"space": cfg.space, "estimator": cfg.estimator, "population": cfg.population,
+                       "sample": cfg.sample, "budget": cfg.budget or 0, "seed": cfg.seed,
+                       "batch_policy": cfg.batch_policy, "warmup": cfg.warmup}
+            metrics = {"hparam/best_score": summary["best"]["score"] if summary["best"] else float("nan"),
+                       "hparam/cache_hit_rate": summary["cache_hit_rate"]}
+            self.board.hparams(hparams, metrics)
+        self.board.close()
+        self.record.close()
