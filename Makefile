@@ -15,13 +15,14 @@ $(VENV)/.installed: pyproject.toml Makefile
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q "$(TORCH)"
-	$(PY) -m pip install -q -e ".[test]"
+	$(PY) -m pip install -q -e ".[test,onnx]"
 	touch $@
 
 setup: $(VENV)/.installed  ## create .venv with evonas and its dependencies
 
-test: setup  ## run the whole test suite
-	$(PY) -m pytest -q -p no:cacheprovider -n 2
+test: setup  ## check the import contracts, then run the whole test suite
+	$(VENV)/bin/lint-imports
+	$(PY) -m pytest -q -p no:cacheprovider -n 2 --durations=15
 
 demo: setup  ## a short search on CIFAR-10 (synthetic data, labelled so, if CIFAR-10 cannot be had)
 	bash scripts/demo.sh

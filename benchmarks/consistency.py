@@ -22,6 +22,7 @@ published with NAS-Bench-Suite-Zero (Krishnakumar et al., 2022), from ../shared.
 from __future__ import annotations
 
 import argparse
+import ast
 import csv
 import datetime as dt
 import hashlib
@@ -29,6 +30,7 @@ import inspect
 import json
 import math
 import os
+import platform
 import signal
 import sys
 import time
@@ -36,17 +38,31 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator
 
+import numpy as np
 import torch
 
 import estimators
 import estimators.sweet as sweet
 import search_spaces
 from evonas import correlate as corr
+from evonas.correlate.report import json_safe
 from evonas.data import load_dataset
-from evonas.errors import USER_ERRORS
-from evonas.scoring import Scorer, ScoringSettings
+from evonas.execution import make_executor
+from evonas.scoring import (
+    Scorer,
+    build_model,
+    estimator_class,
+    parse_estimators,
+    resolve_interval,
+    seeded_rng,
+)
+from evonas.seeding import init_seed
+from evonas.settings import ScoringSettings
+from evonas.user_errors import USER_ERRORS
+from search_spaces.benchmark import Cell
 
 ROOT = Path(__file__).resolve().parents[1]
+ESTIMATORS_DIR = Path(estimators.__file__).resolve().parent
 SHARED = Path(os.environ.get("EVONAS_SHARED", ROOT.parent / "shared"))
 HERE = Path(__file__).resolve().parent
 
@@ -82,7 +98,8 @@ def parse_args() -> argparse.Namespace:
     p.add_argument("--report", action="store_true", help="only rebuild the table from the work folder")
     p.add_argument("--recheck", type=int, default=0, metavar="K",
                    help="re-score the first K recorded cells of each estimator with the current code and record "
-                        "whether the scores are identical (after an estimator file changed mid-run)")
+                        "whether the scores are identical (after an estimator file, or a helper it imports, "
+                        "changed mid-run)")
     p.add_argument("--rounds", default="50,100,250,500",
                    help="cell counts the non-Sweetimator estimators reach in turn (all of them, round by round), "
                         "so a run stopped early leaves comparable N")
@@ -91,9 +108,10 @@ def parse_args() -> argparse.Namespace:
     return p.parse_args()
 
 
-def sample(args: argparse.Namespace) -> list[corr.Cell]:
-    cells = corr.sample_cells(corr.read_cells(args.truth, "cifar10_test"), args.n, args.seed)
-    corr.check_genotypes(cells, search_spaces.get("nb201"), args.truth)
+def sample(args: argparse.Namespace) -> list[Cell]:
+    table = search_spaces.get("nb201").benchmark(args.truth)
+    cells = corr.sample_cells(table.cells("cifar10_test"), args.n, args.seed)
+    table.check_genotypes(cells)
     return cells
 
 
@@ -166,14 +184,68 @@ def done_rows(path: Path) -> list[dict[str, str]]:
         return list(csv.DictReader(fh))
 
 
+def package_module(dotted: str) -> Path | None:
+    """The file of ``estimators[.sub...]`` (None for a name outside the estimators package)."""
+    parts = dotted.split(".")
+    if parts[0] != "estimators":
+        return None
+    base = ESTIMATORS_DIR.joinpath(*parts[1:])
+    for path in (base.with_suffix(".py"), base / "__init__.py"):
+        if path.is_file():
+            return path
+    return None
+
+
+def imported_files(path: Path) -> set[Path]:
+    """The estimators/ files that the module at ``path`` imports from (absolute or relative imports)."""
+    found = set()
+    for node in ast.walk(ast.parse(path.read_text(), str(path))):
+        if isinstance(node, ast.Import):
+            names = [alias.name for alias in node.names]
+        elif isinstance(node, ast.ImportFrom):
+            module = node.module or ""
+            if node.level:  # relative: estimators' modules sit directly in the package folder
+                module = ".".join(filter(None, ["estimators", module]))
+            # ``from estimators import fisher`` names a submodule; ``from estimators import register`` does not
+            names = [module, *(f"{module}.{alias.name}" for alias in node.names)]
+        else:
+            continue
+        found.update(p for p in map(package_module, names) if p is not None)
+    return found
+
+
+def source_files(name: str) -> list[Path]:
+    """The estimator's source file and every estimators/ module it imports, directly or through another."""
+    todo = [Path(inspect.getsourcefile(estimators.available()[name])).resolve()]
+    seen: set[Path] = set()
+    while todo:
+        path = todo.pop()
+        if path not in seen:
+            seen.add(path)
+            todo.extend(imported_files(path) - seen)
+    return sorted(seen)
+
+
 def source_sha(name: str) -> str:
-    """Fingerprint of the estimator's source file (a change after scoring makes its row stale)."""
-    source = inspect.getsourcefile(estimators.available()[name])
-    return hashlib.sha256(Path(source).read_bytes()).hexdigest()[:16]
+    """Fingerprint of the estimator's source and the estimators/ helpers it imports (base.py,
+    _torch_utils.py, ...): a change to any of them after scoring makes its row stale."""
+    digest = hashlib.sha256()
+    for path in source_files(name):
+        digest.update(path.name.encode() + b"\0" + path.read_bytes() + b"\0")
+    return digest.hexdigest()[:16]
+
+
+def estimator_settings(name: str, args: argparse.Namespace) -> dict:
+    """Constructor settings: the calibrated (cached) interval for the Sweetimator family, else none."""
+    if not estimator_class(name).needs_calibration:
+        return {}
+    lo, hi = resolve_interval("nb201", "cifar10", data_dir=str(args.data_dir), batch_size=args.batch_size,
+                              seed=args.seed)
+    return {"interval": (float(lo), float(hi))}
 
 
 def config_for(name: str, args: argparse.Namespace) -> ScoringSettings:
-    settings = corr.estimator_settings(name, "nb201", "cifar10", str(args.data_dir), args.batch_size, args.seed)
+    settings = estimator_settings(name, args)
     return ScoringSettings(space="nb201", estimator=name, estimator_settings=settings, dataset="cifar10",
                          data_dir=str(args.data_dir), batch_size=args.batch_size, seed=args.seed)
 
@@ -194,7 +266,7 @@ class ScoreLog:
         if not self.done:
             self._writer.writeheader()
 
-    def add(self, i: int, cell: corr.Cell, score: float | None, seconds: float, error: str | None) -> None:
+    def add(self, i: int, cell: Cell, score: float | None, seconds: float, error: str | None) -> None:
         if i < self.done:  # already recorded by an earlier (interrupted) run
             return
         self._writer.writerow({"index": i, "arch": cell.arch, "truth": cell.truth,
@@ -209,7 +281,7 @@ class ScoreLog:
         self._fh.close()
 
 
-def recheck(name: str, cells: list[corr.Cell], k: int, args: argparse.Namespace, data) -> bool:
+def recheck(name: str, cells: list[Cell], k: int, args: argparse.Namespace, data) -> bool:
     """Re-score the first ``k`` recorded cells with the current code; True when all are identical."""
     rows = done_rows(args.work / f"{name}.csv")[:k]
     meta = json.loads((args.work / f"{name}.settings.json").read_text())
@@ -227,13 +299,13 @@ def recheck(name: str, cells: list[corr.Cell], k: int, args: argparse.Namespace,
     return not mismatches
 
 
-def run_estimator(name: str, cells: list[corr.Cell], args: argparse.Namespace, data) -> None:
+def run_estimator(name: str, cells: list[Cell], args: argparse.Namespace, data) -> None:
     """Score the cells not yet in the estimator's file, in process and in cell order."""
     config = config_for(name, args)
     log = ScoreLog(args.work / f"{name}.csv", config, len(cells))
     try:
         if log.done < len(cells):
-            with corr.make_executor(config, data) as pool:
+            with make_executor(config, "local", dataset=data) as pool:
                 corr.score_cells(pool, config, cells[log.done:],
                                  lambda i, *rest: log.add(i, cells[i], *rest), start=log.done)
     finally:
@@ -262,7 +334,7 @@ def shared_sweet_gradients() -> Iterator[None]:
         sweet.weight_gradients = original
 
 
-def run_sweet_family(names: list[str], cells: list[corr.Cell], args: argparse.Namespace, data) -> None:
+def run_sweet_family(names: list[str], cells: list[Cell], args: argparse.Namespace, data) -> None:
     """All Sweetimator variants from one build + backward per cell (``seconds`` is that shared time).
 
     The first ``VERIFY_CELLS`` cells are also scored the normal way, one Scorer per
@@ -279,8 +351,12 @@ def run_sweet_family(names: list[str], cells: list[corr.Cell], args: argparse.Na
     try:
         for i in range(start, len(cells)):
             began = time.perf_counter()
-            with shared_sweet_gradients():
-                model, _ = shared.build(cells[i].arch)
+            graph = shared.space.from_str(cells[i].arch)
+            seed = init_seed(shared.config.seed, shared.space.canonical_key(graph))
+            # exactly Scorer.score's path: the build and the estimators on one seeded torch RNG stream
+            with shared_sweet_gradients(), seeded_rng(seed, shared.device):
+                model = build_model(shared.space, graph, shared.dataset.num_classes, shared.build_options,
+                                    shared.device)
                 model.train()
                 units = shared.space.depth_units(model)
                 results = {n: est.evaluate(model, shared.batches(i), units) for n, est in members.items()}
@@ -308,7 +384,7 @@ def reference_scores(path: Path) -> dict[str, dict[str, float]]:
         return {row.pop("arch"): {k: float(v) for k, v in row.items()} for row in csv.DictReader(fh)}
 
 
-def results(args: argparse.Namespace, cells: list[corr.Cell], counts: dict[str, int]) -> dict[str, dict]:
+def results(args: argparse.Namespace, cells: list[Cell], counts: dict[str, int]) -> dict[str, dict]:
     """Statistics per estimator from the work folder, over the whole sample prefix and over the
     cells NAS-Bench-Suite-Zero also scored (with their score on those same cells beside ours)."""
     ref = reference_scores(args.reference)
@@ -360,7 +436,7 @@ def write_report(args: argparse.Namespace, res: dict[str, dict], record: dict) -
     shared = json.loads(marker.read_text()) if marker.is_file() else None
     probe = record.get("probe_seconds", {})
     atomic_write(args.out.with_suffix(".json"),
-                 json.dumps(corr.json_safe({**record, "shared_sweet_pass": shared, "results": res}), indent=2) + "\n")
+                 json.dumps(json_safe({**record, "shared_sweet_pass": shared, "results": res}), indent=2) + "\n")
     lines = [
         "# Estimator consistency on NAS-Bench-201 / CIFAR-10",
         "",
@@ -405,8 +481,9 @@ def write_report(args: argparse.Namespace, res: dict[str, dict], record: dict) -
                   "per estimator, and gave identical scores (the run stops otherwise)."]
     rechecked = {n: r["rechecked_cells"] for n, r in res.items() if r.get("rechecked_cells")}
     if rechecked:
-        lines += ["", "Estimator files edited after these rows were started were re-scored on their first cells with",
-                  "the final code (`--recheck`), identical: " + ", ".join(f"{n} ({k})" for n, k in rechecked.items())
+        lines += ["", "Estimator files (or estimators/ helpers they import) edited after these rows were started",
+                  "were re-scored on their first cells with the final code (`--recheck`), identical: "
+                  + ", ".join(f"{n} ({k})" for n, k in rechecked.items())
                   + ". Rows marked *code changed since* were not."]
     missing = [n for n in record["planned"] if n not in res]
     if missing:
@@ -416,6 +493,16 @@ def write_report(args: argparse.Namespace, res: dict[str, dict], record: dict) -
         lines += ["", "Failure reasons (first few distinct):", ""]
         lines += [f"- {n}: {'; '.join(e)}" for n, e in errors.items()]
     atomic_write(args.out.with_suffix(".md"), "\n".join(lines) + "\n")
+
+
+def versions() -> dict[str, str]:
+    """Versions of what produced the numbers (recorded in the .json)."""
+    import scipy
+
+    from evonas import __version__
+
+    return {"evonas": __version__, "python": platform.python_version(), "torch": torch.__version__,
+            "numpy": np.__version__, "scipy": scipy.__version__}
 
 
 def now() -> str:
@@ -428,7 +515,7 @@ def main() -> None:
     torch.set_num_threads(1)
     cells = sample(args)
     counts = plan(args)
-    chosen = list(counts) if args.estimators == "all" else corr.parse_estimators(args.estimators)
+    chosen = list(counts) if args.estimators == "all" else parse_estimators(args.estimators)
     if args.probe:
         args.work = args.work / "probe"
         counts = {n: min(args.probe, c) for n, c in counts.items()}
@@ -438,7 +525,7 @@ def main() -> None:
         "space": "nb201", "dataset": "cifar10", "n": args.n, "seed": args.seed, "batch_size": args.batch_size,
         "truth": "cifar10_test", "data_dir": str(args.data_dir), "planned": counts, "threads": torch.get_num_threads(),
         "build_options": search_spaces.get("nb201").proxy_options(), "images": len(data),
-        "versions": corr.versions(), "loadavg_at_start": os.getloadavg(), "started": now(),
+        "versions": versions(), "loadavg_at_start": os.getloadavg(), "started": now(),
     }
     previous = args.out.with_suffix(".json")
     if previous.is_file():  # a resumed run keeps the first start time

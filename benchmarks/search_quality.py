@@ -23,9 +23,11 @@ from pathlib import Path
 
 import torch
 
-from evonas.config import SearchSettings
+import search_spaces
 from evonas.errors import EvonasError
-from evonas.search import resume_search, run_summary, start_search, true_accuracies
+from evonas.runs import RunRecord
+from evonas.search import resume_search, start_search
+from evonas.settings import SearchSettings
 
 PUBLISHED_REA = (93.92, 0.30)  # NAS-Bench-201 paper, REA with real training, CIFAR-10 test
 SPACE_OPTIMUM = 94.37  # best cifar10_test in the NAS-Bench-201 table
@@ -56,12 +58,13 @@ def record(method: str, seed: int, args: argparse.Namespace) -> dict | None:
     run_dir = run_dir_of(method, seed, args)
     if not (run_dir / "config.json").exists():
         return None
-    s = run_summary(run_dir, top_k=1)
+    s = RunRecord.open(run_dir).summary(top_k=1)
     if not s["complete"]:
         return None
     search = s["config"]["search"]
     best = s["top"][0]
-    acc = true_accuracies(args.truth, "nb201", "cifar10", [best["genotype"]])[best["genotype"]]
+    space = search_spaces.get("nb201")
+    acc = space.benchmark(args.truth).accuracy(best["genotype"], space.truth_column("cifar10"))
     return {
         "method": method, "seed": seed, "budget": s["budget"], "population": search["population"],
         "sample": search["sample"], "evaluations": s["evaluations"], "failed": s["failed"],

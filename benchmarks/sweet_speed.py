@@ -27,7 +27,9 @@ from torch import nn
 
 import search_spaces
 from evonas.data import load_dataset
-from evonas.scoring import Scorer, ScoringSettings, stable_seed
+from evonas.scoring import Scorer
+from evonas.seeding import init_seed
+from evonas.settings import ScoringSettings
 
 HERE = Path(__file__).resolve().parent
 INTERVAL = (1e-4, 5e-4)
@@ -37,7 +39,7 @@ def plain_score(space, genotype: str, num_classes: int, options: dict, seed: int
                 images: torch.Tensor, labels: torch.Tensor) -> int:
     """Sweetimator written directly in PyTorch, with the same seeded init as evonas."""
     graph = space.from_str(genotype)
-    torch.manual_seed(stable_seed(seed, "init", space.canonical_key(graph)))
+    torch.manual_seed(init_seed(seed, space.canonical_key(graph)))
     model = space.build(graph, num_classes, **options)
     model.train()
     F.cross_entropy(model(images), labels).backward()

@@ -26,8 +26,8 @@ from pathlib import Path
 import torch
 
 import search_spaces
-from evonas.executors import Executor, JobResult, RaySession, make_executor
-from evonas.scoring import ScoringSettings
+from evonas.execution import Executor, JobResult, RaySession, make_executor
+from evonas.settings import ScoringSettings
 
 ROOT = Path(__file__).resolve().parents[1]
 INTERVAL = (1e-4, 5e-4)

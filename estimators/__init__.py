@@ -6,11 +6,12 @@ theirs through the ``evonas.estimators`` entry-point group (each entry point nam
 """
 from __future__ import annotations
 
+import contextlib
 import importlib
 import pkgutil
 import warnings
 from importlib.metadata import entry_points
-from typing import Any
+from typing import Any, Iterator
 
 from estimators.base import Batch, Estimator, EstimatorError, EstimatorResult
 
@@ -33,6 +34,21 @@ def register(cls: type[Estimator]) -> type[Estimator]:
         raise ValueError(f"{cls.__qualname__} has no name")
     _REGISTRY[cls.name] = cls
     return cls
+
+
+@contextlib.contextmanager
+def registered(cls: type[Estimator]) -> Iterator[type[Estimator]]:
+    """Register ``cls`` for the duration of a ``with`` block (tests, notebooks); the old entry comes back."""
+    _load_all()
+    previous = _REGISTRY.get(cls.name)
+    register(cls)
+    try:
+        yield cls
+    finally:
+        if previous is None:
+            _REGISTRY.pop(cls.name, None)
+        else:
+            _REGISTRY[cls.name] = previous
 
 
 def _load_all() -> None:
@@ -84,5 +100,5 @@ def get(name: str, **settings: Any) -> Estimator:
 
 __all__ = [
     "Batch", "Estimator", "EstimatorError", "EstimatorResult", "UnknownEstimatorError",
-    "available", "get", "register", "reload_entry_points", "ENTRY_POINT_GROUP",
+    "available", "get", "register", "registered", "reload_entry_points", "ENTRY_POINT_GROUP",
 ]

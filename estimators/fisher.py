@@ -14,10 +14,11 @@ summed. A channel therefore counts ``fan_in = weight[k].numel()`` times
 
     fisher = sum_layers fan_in(layer) * sum_k Delta_k
 
-Why not the paper's plain per-channel sum: it ranks NB-201 cells differently from the
-published numbers (Spearman 0.36 against the Suite-Zero ``fisher`` column on 200 cells,
-against 0.54 with the broadcast; see ``benchmarks/fisher_zen.md``), and the broadcast is
-what every published fisher-vs-accuracy figure was computed with.
+Why not the paper's plain per-channel sum: the published fisher-vs-accuracy figures
+were computed with the broadcast, and it changes the ranking. On 200 Suite-Zero cells the
+Spearman against the table's ``fisher`` column goes from 0.918 to 0.977, and against
+NB-201 cifar10_test from 0.352 to 0.517 (the table's own column gives 0.526 on those cells);
+see ``benchmarks/fisher_zen.md``.
 """
 from __future__ import annotations
 

@@ -13,12 +13,13 @@ from pathlib import Path
 
 import matplotlib
 import networkx as nx
+from matplotlib.axes import Axes
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
 import search_spaces
 from evonas.errors import EvonasError
-from evonas.export import replacing
+from evonas.runs import replacing
 
 #: File suffix -> matplotlib format.
 FORMATS: dict[str, str] = {".png": "png", ".svg": "svg"}
@@ -147,14 +148,14 @@ class _Layout:
             rad = (0.0 if end - start == 1 else _ARC / 2 if e.op == CONCAT
                    else -_ARC if start % 2 == 0 else _ARC)
             (x1, y1), (x2, y2) = self.pos[e.source], self.pos[e.target]
-            # Midpoint of matplotlib's arc3 Bezier (exact in data units because the aspect is equal).
             self.rad[e] = rad
+            # Midpoint of matplotlib's arc3 Bezier (exact in data units because the aspect is equal).
             self.apex[e] = ((x1 + x2) / 2 + rad * (y2 - y1) / 2, (y1 + y2) / 2 - rad * (x2 - x1) / 2)
         xs, ys = zip(*(tuple(p) for p in self.pos.values()), *self.apex.values())
         self.xlim = (min(xs) - 0.6, max(xs) + 0.6)
         self.ylim = (min(ys) - 0.35, max(ys) + 0.35)
 
-    def draw(self, ax: "matplotlib.axes.Axes") -> None:
+    def draw(self, ax: Axes) -> None:
         cell, g, pos = self.cell, self.graph, self.pos
         kinds = ["input" if i < cell.inputs else "output" if i == len(cell.nodes) - 1 else "inner"
                  for i in range(len(cell.nodes))]

@@ -9,20 +9,24 @@ test accuracy and no longer matches the recorded number.
 """
 from __future__ import annotations
 
-import contextlib
 import importlib
 import json
 import logging
-import os
+import warnings
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any
 
 import numpy as np
 import torch
 from torch import nn
 
 import search_spaces
+from evonas import __version__
+from evonas.data import load_dataset, normalize
 from evonas.errors import EvonasError
+from evonas.recipes import recipe_from_dict
+from evonas.runs import replacing
 
 #: Format -> default file name inside the training folder.
 FORMATS: dict[str, str] = {"onnx": "model.onnx", "torchscript": "model.ts.pt"}
@@ -34,31 +38,9 @@ _ONNX_PACKAGES = ("onnx", "onnxscript", "onnxruntime")  # torch's exporter needs
 _WEIGHTS = "last.pt"
 
 
-@contextlib.contextmanager
-def replacing(path: Path) -> Iterator[Path]:
-    """A temporary file beside ``path`` that replaces ``path`` only if the block succeeds.
-
-    The temporary file is created up front, so an unwritable destination fails before any
-    work; on an error it is removed and ``path`` is left as it was.
-    """
-    if path.is_dir():
-        raise EvonasError(f"{path} is a folder; give a file name to write")
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp.open("wb").close()
-    except OSError as exc:
-        raise EvonasError(f"cannot write {path} ({exc.strerror or exc}); choose another output path") from None
-    try:
-        yield tmp
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
-
-
 def export_trained(train_dir: str | Path, fmt: str, out: str | Path | None = None,
-                   data_dir: str | None = None, check_images: int = 64) -> dict[str, Any]:
-    """Export the network trained in ``train_dir`` and return its sidecar's content.
+                   data_dir: str | Path | None = None, check_images: int = 64) -> dict[str, Any]:
+    """Export the network trained in ``train_dir``; returns the sidecar's content plus ``path`` and ``sidecar``.
 
     ``out`` defaults to ``TRAIN_DIR/model.onnx`` or ``TRAIN_DIR/model.ts.pt``; the sidecar is
     ``out`` with the suffix ``.json``. Both replace existing files, and only after the export
@@ -77,26 +59,27 @@ def export_trained(train_dir: str | Path, fmt: str, out: str | Path | None = Non
     if sidecar == out:
         raise EvonasError(f"{out} would be overwritten by its own .json sidecar; give the model another suffix")
     with replacing(out) as tmp_model, replacing(sidecar) as tmp_sidecar:  # the sidecar lands first
-        from evonas.train.recipes import recipe_from_dict
-
         recipe = recipe_from_dict(result["recipe"])
-        test = _test_split(recipe.dataset, data_dir or _recorded_data_dir(recipe.data_dir))
-        images = _normalized(test, min(check_images, len(test)))
+        test = load_dataset(recipe.dataset, split="test", download=False,
+                            data_dir=data_dir or _recorded_data_dir(recipe.data_dir))
+        # The first test images, normalised exactly as evaluation does.
+        images = normalize(test.images[:check_images], test.mean, test.std)
         model = _eval_network(result, recipe.build_options(), test.num_classes, state, train_dir / _WEIGHTS)
         with torch.no_grad():
             expected = model(images).numpy()
+        if not np.isfinite(expected).all():
+            raise EvonasError(f"the network in {train_dir} outputs NaN or inf on test images (its training "
+                              "diverged); there is nothing useful to export")
         _EXPORTERS[fmt](model, images[:2], tmp_model)  # traced on 2 images, checked on all: batch is dynamic
         got = _RUNNERS[fmt](tmp_model, images.numpy())
         check = {"images": len(images), "split": "test", "tolerance": TOLERANCE,
                  "max_abs_diff": float(np.abs(got - expected).max()),
                  "argmax_equal": bool((got.argmax(1) == expected.argmax(1)).all())}
-        if check["max_abs_diff"] > TOLERANCE or not check["argmax_equal"]:
+        if not (check["max_abs_diff"] <= TOLERANCE and check["argmax_equal"]):  # NaN fails too
             raise EvonasError(
                 f"the {fmt} export does not reproduce PyTorch on {len(images)} test images (max |diff| "
                 f"{check['max_abs_diff']:.3g}, argmax equal: {check['argmax_equal']}); nothing was written; "
                 "report this with your torch version")
-        from evonas import __version__
-
         info = {
             "format": fmt, "file": out.name, "space": result["space"], "genotype": result["genotype"],
             "dataset": recipe.dataset, "num_classes": test.num_classes,
@@ -133,7 +116,7 @@ def _read_training(train_dir: Path) -> tuple[dict[str, Any], dict[str, Any]]:
         raise EvonasError(f"{train_dir} has no trained weights ({_WEIGHTS} is missing); restore it or train again")
     try:
         state = torch.load(weights, map_location="cpu", weights_only=True)
-    except Exception as exc:  # torch raises many types for truncated or garbled files
+    except Exception as exc:  # noqa: BLE001 - torch raises many types for truncated or garbled files
         reason = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:120]
         raise EvonasError(f"{weights} is not a readable checkpoint ({reason}); restore it or train again") from None
     if not isinstance(state, dict) or not isinstance(state.get("model"), dict):
@@ -146,19 +129,6 @@ def _recorded_data_dir(recorded: str | None) -> str | None:
     return recorded if recorded and Path(recorded).is_dir() else None
 
 
-def _test_split(dataset: str, data_dir: str | None) -> Any:
-    from evonas.data import load_dataset
-
-    return load_dataset(dataset, split="test", data_dir=data_dir, download=False)
-
-
-def _normalized(test: Any, n: int) -> torch.Tensor:
-    """The first ``n`` test images, normalised exactly as evaluation does."""
-    from evonas.data import normalize
-
-    return normalize(test.images[:n], test.mean, test.std)
-
-
 def _eval_network(result: dict[str, Any], options: dict[str, Any], num_classes: int,
                   state: dict[str, Any], weights: Path) -> nn.Module:
     """The eval-mode network with the trained weights; train-only parts are not built."""
@@ -167,7 +137,8 @@ def _eval_network(result: dict[str, Any], options: dict[str, Any], num_classes: 
     options = dict(options)
     if "auxiliary" in options:  # DARTS: the head only trains, and drop-path only acts in training
         options.update(auxiliary=False, drop_path_prob=0.0)
-    model = space.build(graph, num_classes, **options)
+    with torch.random.fork_rng(devices=[]):  # building draws initial weights: leave the caller's RNG alone
+        model = space.build(graph, num_classes, **options)
     weights_dict = {k: v for k, v in state["model"].items() if not k.startswith("auxiliary_head.")}
     try:
         missing, unexpected = model.load_state_dict(weights_dict, strict=False)
@@ -189,7 +160,7 @@ def _require_onnx() -> None:
         except ImportError:
             missing.append(name)
     if missing:
-        raise EvonasError(f"ONNX export needs {', '.join(missing)}; install it with: pip install 'evonas[onnx]'")
+        raise EvonasError(f"ONNX export needs {', '.join(missing)} (not installed); run: pip install 'evonas[onnx]'")
 
 
 def _export_onnx(model: nn.Module, example: torch.Tensor, path: Path) -> None:
@@ -198,9 +169,11 @@ def _export_onnx(model: nn.Module, example: torch.Tensor, path: Path) -> None:
     level = onnx_log.level
     onnx_log.setLevel(logging.ERROR)  # it warns that optional torchvision ops are not registered
     try:
-        torch.onnx.export(model, (example,), str(path), dynamo=True, external_data=False, verbose=False,
-                          opset_version=ONNX_OPSET, input_names=[INPUT_NAME], output_names=[OUTPUT_NAME],
-                          dynamic_shapes=({0: torch.export.Dim("batch")},))
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", FutureWarning)  # torch.export's internal deprecations
+            torch.onnx.export(model, (example,), str(path), dynamo=True, external_data=False, verbose=False,
+                              opset_version=ONNX_OPSET, input_names=[INPUT_NAME], output_names=[OUTPUT_NAME],
+                              dynamic_shapes=({0: torch.export.Dim("batch")},))
     finally:
         onnx_log.setLevel(level)
 

@@ -18,6 +18,7 @@ show`` and training alike. No torch and no Ray here.
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import os
@@ -26,7 +27,7 @@ import time
 from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any, Iterable, Iterator
 
 from evonas.errors import EvonasError
 from evonas.settings import ScoringSettings, SearchSettings, load_json, save_json
@@ -73,6 +74,28 @@ def write_atomic(path: Path, data: dict[str, Any]) -> None:
         os.fsync(fh.fileno())
     os.replace(tmp, path)
     _fsync_dir(path.parent)
+
+
+@contextlib.contextmanager
+def replacing(path: Path) -> Iterator[Path]:
+    """A temporary file beside ``path`` that replaces ``path`` only if the block succeeds.
+
+    The temporary file is created up front, so an unwritable destination fails before any
+    work; on an error it is removed and ``path`` is left as it was.
+    """
+    if path.is_dir():
+        raise EvonasError(f"{path} is a folder; give a file name to write")
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp.open("wb").close()
+    except OSError as exc:
+        raise EvonasError(f"cannot write {path} ({exc.strerror or exc}); choose another output path") from None
+    try:
+        yield tmp
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
 
 
 def _is_scored(record: dict[str, Any]) -> bool:

@@ -1,6 +1,9 @@
 """Registry of search spaces: ``get("nb201")``, ``available()``."""
 from __future__ import annotations
 
+import contextlib
+from typing import Iterator
+
 from search_spaces.base import GenotypeError, SearchSpace
 
 _SPACES: dict[str, type[SearchSpace]] = {}
@@ -17,6 +20,21 @@ def register(cls: type[SearchSpace]) -> type[SearchSpace]:
     """Class decorator adding a space under its ``name``."""
     _SPACES[cls.name] = cls
     return cls
+
+
+@contextlib.contextmanager
+def registered(cls: type[SearchSpace]) -> Iterator[type[SearchSpace]]:
+    """Register ``cls`` for the duration of a ``with`` block (tests, notebooks); the old entry comes back."""
+    _load_builtin()
+    previous = _SPACES.get(cls.name)
+    _SPACES[cls.name] = cls
+    try:
+        yield cls
+    finally:
+        if previous is None:
+            _SPACES.pop(cls.name, None)
+        else:
+            _SPACES[cls.name] = previous
 
 
 def _load_builtin() -> None:

@@ -13,8 +13,9 @@ import pytest
 
 import search_spaces
 from estimators.base import EstimatorResult
-from evonas.executors import JobResult, LocalExecutor
-from evonas.scoring import ScoringSettings, stable_seed
+from evonas.execution import JobResult, LocalExecutor
+from evonas.seeding import stable_seed
+from evonas.settings import ScoringSettings
 
 OP_VALUE = {"nor_conv_3x3": 10.0, "nor_conv_1x1": 4.0, "skip_connect": 1.0}
 

@@ -170,9 +170,9 @@ def test_fisher_matches_retained_activation_gradients():
     model, batches = tiny_cnn().train(), random_batches(8, 1)
     acts = []
 
-    def keep(_module, _inputs, out):
+    def keep(module, _inputs, out):
         out.retain_grad()
-        acts.append(out)
+        acts.append((module, out))
 
     clone = copy.deepcopy(model)
     hooks = [m.register_forward_hook(keep) for m in clone.modules() if isinstance(m, (nn.Conv2d, nn.Linear))]
@@ -180,9 +180,10 @@ def test_fisher_matches_retained_activation_gradients():
     for h in hooks:
         h.remove()
     expected = 0.0
-    for a in acts:
+    for module, a in acts:
         per_channel = (a * a.grad).sum(dim=tuple(range(2, a.dim()))) if a.dim() > 2 else a * a.grad
-        expected += (0.5 * per_channel.pow(2).mean(0)).sum().item()
+        # the references broadcast each channel's value over that channel's weights before summing
+        expected += (0.5 * per_channel.pow(2).mean(0)).sum().item() * module.weight[0].numel()
     assert estimators.get("fisher").evaluate(model, batches).score == pytest.approx(expected, rel=1e-5)
 
 
@@ -250,14 +251,27 @@ def test_zen_is_seeded_and_needs_a_spatial_feature_map(space_models):
     assert failed.status == "failed" and "feature map" in failed.error
 
 
+def _epe_nas_by_hand(model: nn.Module, images: torch.Tensor, labels: torch.Tensor) -> float:
+    """EPE-NAS from its definition, with numpy: per class, sum log(|corr| + 1e-5) of the input Jacobians."""
+    x = images.clone().requires_grad_(True)
+    model(x).sum().backward()
+    jac = x.grad.flatten(1).double().numpy()
+    total = 0.0
+    for c in sorted(set(labels.tolist())):
+        rows = jac[(labels == c).numpy()]
+        if len(rows) >= 2:
+            total += abs(np.log(np.abs(np.corrcoef(rows)) + 1e-5).sum())
+    return total
+
+
 def test_epe_nas_uses_labels_per_class():
     model, batches = tiny_cnn().train(), random_batches(12, 1)
     images, labels = batches[0]
     est = estimators.get("epe_nas")
-    grouped = est.evaluate(model, [(images, labels)]).score
-    one_class = est.evaluate(model, [(images, torch.zeros_like(labels))]).score
+    for labelling in (labels, torch.zeros_like(labels), labels % 2):
+        expected = _epe_nas_by_hand(copy.deepcopy(model), images, labelling)
+        assert est.evaluate(model, [(images, labelling)]).score == pytest.approx(expected, rel=1e-9)
     singletons = est.evaluate(model, [(images, torch.arange(12))]).score
-    assert grouped > 0 and one_class > 0 and grouped != one_class
     assert singletons == 0.0  # no class has two samples: no correlations to score
 
 

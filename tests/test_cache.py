@@ -6,9 +6,9 @@ from dataclasses import replace
 
 import pytest
 
-from evonas.cache import ScoreCache, scoring_fingerprint
-from evonas.config import SearchSettings
-from evonas.scoring import ScoringSettings
+from evonas.search.cache import ScoreCache, scoring_fingerprint
+from evonas.settings import SearchSettings
+from evonas.settings import ScoringSettings
 from evonas.search import start_search
 from search_fakes import FakeScorer, fake_score, local_fake
 from search_fakes import fresh_fake_scorer  # noqa: F401  (autouse fixture)

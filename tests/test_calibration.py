@@ -1,4 +1,4 @@
-"""Cached, CLI-facing calibration (evonas.calibration) and `evonas calibrate`."""
+"""Cached, CLI-facing calibration (evonas.scoring.calibration) and `evonas calibrate`."""
 from __future__ import annotations
 
 import csv
@@ -9,7 +9,7 @@ import random
 import subprocess
 import sys
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 import networkx as nx
 import pytest
@@ -18,11 +18,13 @@ from torch import nn
 from typer.testing import CliRunner
 
 import search_spaces
-from evonas import calibration as cal
+from evonas import scoring as cal
+from evonas.scoring.calibration import _networks
 from evonas.cli import app
 from evonas.data import load_dataset
 from evonas.errors import EvonasError
-from evonas.scoring import Scorer, ScoringSettings
+from evonas.scoring import Scorer, fixed_batches
+from evonas.settings import ScoringSettings
 from search_spaces.base import GenotypeError, SearchSpace
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -88,19 +90,22 @@ class ToySpace(SearchSpace):
 
 
 @pytest.fixture
-def toy_space(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> str:
+def toy_space(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[str]:
     """The toy space registered for one test, and a private calibration cache folder."""
-    search_spaces.available()
-    monkeypatch.setitem(search_spaces._SPACES, ToySpace.name, ToySpace)
     monkeypatch.setenv("EVONAS_CACHE", str(tmp_path / "cache"))
-    return ToySpace.name
+    with search_spaces.registered(ToySpace):
+        yield ToySpace.name
 
 
 # ---- NB-201 benchmark order ---------------------------------------------------------
+NB201_ORDER = search_spaces.get("nb201").benchmark_order()
+
+
 def test_nb201_order_is_a_permutation_of_all_cells_with_known_positions() -> None:
-    order = cal.nb201_benchmark_order()
+    order = NB201_ORDER
     fmt = "|{}~0|+|{}~0|{}~1|+|{}~0|{}~1|{}~2|"
-    assert sorted(order) == sorted(fmt.format(*ops) for ops in itertools.product(cal.NB201_BENCHMARK_OPS, repeat=6))
+    ops = ("none", "skip_connect", "nor_conv_1x1", "nor_conv_3x3", "avg_pool_3x3")
+    assert sorted(order) == sorted(fmt.format(*cell) for cell in itertools.product(ops, repeat=6))
     # positions published with the benchmark
     assert order[0] == "|avg_pool_3x3~0|+|nor_conv_1x1~0|skip_connect~1|+|nor_conv_1x1~0|skip_connect~1|skip_connect~2|"
     assert order[9] == "|avg_pool_3x3~0|+|none~0|none~1|+|skip_connect~0|none~1|nor_conv_3x3~2|"
@@ -109,7 +114,7 @@ def test_nb201_order_is_a_permutation_of_all_cells_with_known_positions() -> Non
 
 
 def test_nb201_order_matches_the_benchmark_index_column(nb201_truth: Path) -> None:
-    order = cal.nb201_benchmark_order()
+    order = NB201_ORDER
     with open(nb201_truth, newline="") as f:
         rows = list(csv.DictReader(f))
     assert len(rows) == len(order) == 15625
@@ -117,7 +122,7 @@ def test_nb201_order_matches_the_benchmark_index_column(nb201_truth: Path) -> No
 
 
 def test_calibration_archs() -> None:
-    assert cal.calibration_archs("nb201", 100, seed=5) == cal.nb201_benchmark_order()[:100]
+    assert cal.calibration_archs("nb201", 100, seed=5) == NB201_ORDER[:100]
     with pytest.raises(EvonasError, match="at most"):
         cal.calibration_archs("nb201", 15626, 0)
     with pytest.raises(EvonasError, match="at least 1"):
@@ -136,10 +141,10 @@ def test_calibration_sees_what_the_scorer_sees() -> None:
     data = load_dataset("synthetic")
     scorer = Scorer(ScoringSettings("nb201", "sweet", {"interval": (1e-4, 5e-4)}, dataset="synthetic",
                                   batch_size=8, seed=3), dataset=data)
-    images, labels = cal.calibration_batch(data, 8, seed=3)
+    [(images, labels)] = fixed_batches(data, 8, 1, seed=3)
     assert torch.equal(images, scorer.batches(0)[0][0]) and torch.equal(labels, scorer.batches(0)[0][1])
-    arch = cal.nb201_benchmark_order()[1]
-    model, units = next(cal._networks("nb201", [arch], 10, 3, torch.device("cpu")))
+    arch = NB201_ORDER[1]
+    model, units = next(_networks("nb201", [arch], 10, 3, torch.device("cpu")))
     reference, _ = scorer.build(arch)
     for (name, a), b in zip(model.state_dict().items(), reference.state_dict().values()):
         assert torch.equal(a, b), name
@@ -162,7 +167,7 @@ def test_calibration_is_cached_per_setting(toy_space: str) -> None:
                                 progress=lambda done, total: calls.append("recomputed"))
     assert again.cached and again.result.means == first.result.means and again.interval == first.interval
     assert "recomputed" not in calls
-    assert cal.resolve_interval(toy_space, "synthetic", batch_size=8, num_archs=6) == first.interval
+    assert cal.calibration_for(toy_space, "synthetic", batch_size=8, num_archs=6).interval == first.interval
 
     other = cal.calibration_for(toy_space, "synthetic", batch_size=4, num_archs=6)
     assert not other.cached and other.key != first.key
@@ -179,11 +184,11 @@ def test_corrupt_cache_is_recomputed(toy_space: str) -> None:
 
 
 def test_override_bypasses_data_and_cache(toy_space: str) -> None:
-    assert cal.resolve_interval("no-such-space", "no-such-data", override=(1e-5, 5e-5)) == (1e-5, 5e-5)
+    assert cal.resolve_interval("no-such-space", "no-such-data", None, 64, 0, override=(1e-5, 5e-5)) == (1e-5, 5e-5)
     assert not cal.cache_path().exists()
     for bad in [(5e-5, 1e-5), (1.0,), ("x", "y")]:
         with pytest.raises(EvonasError, match="interval"):
-            cal.resolve_interval("nb201", override=bad)
+            cal.resolve_interval("nb201", "cifar10", None, 64, 0, override=bad)
 
 
 # ---- the command --------------------------------------------------------------------
@@ -192,10 +197,11 @@ def test_calibrate_command_prints_the_table_and_interval(toy_space: str) -> None
     args = ["calibrate", "--space", toy_space, "--dataset", "synthetic", "--archs", "4", "--batch-size", "8"]
     out = runner.invoke(app, args, env={"COLUMNS": "200"})
     assert out.exit_code == 0, out.output
-    assert out.output.count("<- chosen") == 1 and "[0.0001, 0.0005)" in out.output
     assert "stored in the cache" in out.output
     expected = cal.calibration_for(toy_space, "synthetic", batch_size=8, num_archs=4)
     lo, hi = expected.interval
+    [chosen_row] = [line for line in out.output.splitlines() if "<- chosen" in line]
+    assert f"[{lo:g}, {hi:g})" in chosen_row and f"{expected.result.means[expected.result.chosen]:+.3f}" in chosen_row
     assert f"interval: [{lo:g}, {hi:g})" in out.output
     assert "from the cache" in runner.invoke(app, args, env={"COLUMNS": "200"}).output
     assert "stored in the cache" in runner.invoke(app, args + ["--no-cache"], env={"COLUMNS": "200"}).output

@@ -7,15 +7,22 @@ import math
 import random
 from pathlib import Path
 
+from typing import Iterator
+
+import numpy as np
 import pytest
+from scipy.stats import rankdata
 
 import estimators
 import search_spaces
+from cli_helpers import run_cli
 from estimators.base import Estimator
 from evonas import correlate as corr
 from evonas.errors import EvonasError
+from evonas.scoring import resolve as scoring_resolve
 from search_spaces import GenotypeError
-from cli_helpers import run_cli
+from search_spaces.benchmark import BenchmarkTable, Cell
+from search_spaces.errors import BenchmarkError
 
 NAN = math.nan
 
@@ -79,11 +86,15 @@ def _write_csv(path: Path, header: list[str], rows: list[list]) -> Path:
     return path
 
 
+def _read_cells(path: Path, column: str) -> list[Cell]:
+    return search_spaces.get("nb201").benchmark(path).cells(column)
+
+
 def test_read_cells_accepts_arch_or_genotype_column(tmp_path):
     a = _write_csv(tmp_path / "a.csv", ["arch", "acc"], [["x", "1.5"], ["y", "2"]])
     g = _write_csv(tmp_path / "g.csv", ["id", "genotype", "acc"], [[0, "x", "1.5"]])
-    assert corr.read_cells(a, "acc") == [corr.Cell("x", 1.5), corr.Cell("y", 2.0)]
-    assert corr.read_cells(g, "acc") == [corr.Cell("x", 1.5)]
+    assert _read_cells(a, "acc") == [Cell("x", 1.5), Cell("y", 2.0)]
+    assert _read_cells(g, "acc") == [Cell("x", 1.5)]
 
 
 @pytest.mark.parametrize(
@@ -98,13 +109,13 @@ def test_read_cells_accepts_arch_or_genotype_column(tmp_path):
 )
 def test_read_cells_bad_files(tmp_path, header, rows, column, message):
     path = _write_csv(tmp_path / "bad.csv", header, rows)
-    with pytest.raises(EvonasError, match=message.replace("(", r"\(").replace(")", r"\)")):
-        corr.read_cells(path, column)
+    with pytest.raises(BenchmarkError, match=message.replace("(", r"\(").replace(")", r"\)")):
+        _read_cells(path, column)
 
 
 def test_read_cells_missing_file(tmp_path):
-    with pytest.raises(EvonasError, match="not found"):
-        corr.read_cells(tmp_path / "absent.csv", "acc")
+    with pytest.raises(BenchmarkError, match="not found"):
+        _read_cells(tmp_path / "absent.csv", "acc")
 
 
 class _OnlyAB:
@@ -118,15 +129,16 @@ class _OnlyAB:
         return s
 
 
-def test_check_genotypes_names_the_bad_row():
-    cells = [corr.Cell("a", 1), corr.Cell("b", 2), corr.Cell("zz", 3)]
-    with pytest.raises(EvonasError, match="f.csv data row 3: 'zz' is not a valid ab genotype"):
-        corr.check_genotypes(cells, _OnlyAB(), "f.csv")
-    corr.check_genotypes(cells[:2], _OnlyAB())
+def test_check_genotypes_names_the_bad_row(tmp_path):
+    table = BenchmarkTable.read(_OnlyAB(), _write_csv(tmp_path / "f.csv", ["arch", "acc"], [["a", 1], ["zz", 2]]))
+    cells = [Cell("a", 1), Cell("b", 2), Cell("zz", 3)]
+    with pytest.raises(BenchmarkError, match="f.csv data row 3: 'zz' is not a valid ab genotype"):
+        table.check_genotypes(cells)
+    table.check_genotypes(cells[:2])
 
 
 def test_sample_cells_is_seeded_and_bounded():
-    cells = [corr.Cell(str(i), float(i)) for i in range(50)]
+    cells = [Cell(str(i), float(i)) for i in range(50)]
     first = corr.sample_cells(cells, 10, seed=3)
     assert first == corr.sample_cells(cells, 10, seed=3)
     assert first != corr.sample_cells(cells, 10, seed=4)
@@ -163,7 +175,7 @@ def test_correlate_end_to_end_writes_csv_json_png(tmp_path, monkeypatch, capsys)
                                 "--truth", str(truth), "--sample", "6", "--seed", "3", "--out", str(out), *SYNTH)
     assert code == 0, err
     rows = read_scores(out / "scores.csv")
-    expected = corr.sample_cells(corr.read_cells(truth, "cifar10_test"), 6, seed=3)
+    expected = corr.sample_cells(_read_cells(truth, "cifar10_test"), 6, seed=3)
     assert [(r["arch"], float(r["truth"])) for r in rows] == [(c.arch, c.truth) for c in expected]
     assert list(rows[0]) == ["arch", "truth", "params", "flops"]
     summary = json.loads((out / "summary.json").read_text())
@@ -173,9 +185,11 @@ def test_correlate_end_to_end_writes_csv_json_png(tmp_path, monkeypatch, capsys)
         assert all(s > 0 for s in scores)
         res = summary["results"][name]
         assert (res["n"], res["failed"]) == (6, 0)
-        assert res["spearman"] == pytest.approx(corr.spearman(scores, truths))
-        assert res["kendall"] == pytest.approx(corr.kendall(scores, truths))
-        assert res["top10_precision"] == corr.top_precision(scores, truths)
+        # independent of the implementation: Pearson of the ranks, and pair counting
+        assert res["spearman"] == pytest.approx(np.corrcoef(rankdata(scores), rankdata(truths))[0, 1])
+        assert res["kendall"] == pytest.approx(_kendall_by_pairs(scores, truths))
+        best_truth = truths.index(max(truths))
+        assert res["top10_precision"] == float(scores.index(max(scores)) == best_truth)  # top-1 of 6 cells
         assert (out / f"scatter_{name}.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
         assert f"{res['spearman']:.3f}" in stdout
     settings = summary["settings"]
@@ -196,9 +210,26 @@ class _EveryOtherFails(Estimator):
         return math.nan if type(self).calls % 2 == 0 else sum(p.numel() for p in model.parameters())
 
 
-def test_failed_cells_are_counted_and_excluded(tmp_path, monkeypatch, capsys):
-    monkeypatch.setitem(estimators._REGISTRY, _EveryOtherFails.name, _EveryOtherFails)
+def _kendall_by_pairs(a: list[float], b: list[float]) -> float:
+    """Kendall tau-b by counting concordant, discordant and tied pairs."""
+    def sign(x: float) -> int:
+        return (x > 0) - (x < 0)
+
+    pairs = [(i, j) for i in range(len(a)) for j in range(i + 1, len(a))]
+    net = sum(sign(a[i] - a[j]) * sign(b[i] - b[j]) for i, j in pairs)
+    ties_a = sum(a[i] == a[j] for i, j in pairs)
+    ties_b = sum(b[i] == b[j] for i, j in pairs)
+    return net / math.sqrt((len(pairs) - ties_a) * (len(pairs) - ties_b))
+
+
+@pytest.fixture
+def every_other_fails(monkeypatch) -> Iterator[str]:
     monkeypatch.setattr(_EveryOtherFails, "calls", 0)
+    with estimators.registered(_EveryOtherFails):
+        yield _EveryOtherFails.name
+
+
+def test_failed_cells_are_counted_and_excluded(tmp_path, monkeypatch, capsys, every_other_fails):
     truth = nb201_table(tmp_path / "truth.csv", 6)
     out = tmp_path / "out"
     code, stdout, err = run_cli(monkeypatch, capsys, "correlate", "--estimator", _EveryOtherFails.name,
@@ -228,15 +259,13 @@ def test_sweet_family_gets_the_interval_override(tmp_path, monkeypatch, capsys):
 
 
 def test_sweet_family_interval_comes_from_resolve_interval(tmp_path, monkeypatch, capsys):
-    from evonas import calibration
-
     asked = []
 
-    def fake_resolve(space, dataset, **options):
-        asked.append((space, dataset, options["batch_size"], options["seed"], options["override"]))
+    def fake_resolve(space, dataset, data_dir, batch_size, seed, override=None, progress=None, data=None):
+        asked.append((space, dataset, batch_size, seed, override))
         return (1e-3, 5e-3)
 
-    monkeypatch.setattr(calibration, "resolve_interval", fake_resolve)
+    monkeypatch.setattr(scoring_resolve, "resolve_interval", fake_resolve)
     archs = nb201_table(tmp_path / "archs.csv", 2)
     out = tmp_path / "out"
     code, _, err = run_cli(monkeypatch, capsys, "correlate", "--estimator", "params,sweet_snip,sweet_ntk",
@@ -255,7 +284,7 @@ def test_archs_file_scores_every_row_in_order(tmp_path, monkeypatch, capsys):
                            "--truth-column", "acc", "--out", str(out), *SYNTH)
     assert code == 0, err
     rows = read_scores(out / "scores.csv")
-    assert [r["arch"] for r in rows] == [c.arch for c in corr.read_cells(archs, "acc")]
+    assert [r["arch"] for r in rows] == [c.arch for c in _read_cells(archs, "acc")]
     assert [float(r["truth"]) for r in rows] == [50.0, 51.0, 52.0, 53.0]
 
 

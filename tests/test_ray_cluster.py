@@ -19,9 +19,11 @@ from typing import Iterator
 import pytest
 
 from evonas.errors import DataError
-from evonas.executors import RAY_ENV, RayExecutor, check_reachable, make_executor
-from evonas.scoring import Scorer, ScoringSettings
-from test_executors import CONFIG, drain, free_port, genotypes
+from evonas.execution import RayExecutor, check_reachable, make_executor
+from evonas.execution.ray_session import RAY_ENV
+from evonas.scoring import Scorer
+from evonas.settings import ScoringSettings
+from executor_helpers import CONFIG, drain, free_port, genotypes
 
 RAY_BIN = Path(sys.executable).with_name("ray")
 pytestmark = pytest.mark.timeout(300)  # a hung join fails the test instead of the whole run

@@ -6,10 +6,10 @@ import shutil
 
 import pytest
 
-from evonas.config import SearchSettings
+from evonas.settings import SearchSettings
 from evonas.errors import EvonasError
-from evonas.runs import RunFolder, write_atomic
-from evonas.search import resume_search, run_summary, start_search
+from evonas.runs import RunRecord, Tally, write_atomic
+from evonas.search import resume_search, start_search
 from search_fakes import FakeScorer, ShuffledExecutor, local_fake
 
 CFG = SearchSettings(space="nb201", estimator="params", budget=40, population=6, sample=2, seed=1, checkpoint_every=5)
@@ -33,7 +33,7 @@ def test_atomic_write_replaces_whole_file(tmp_path):
 
 
 def test_torn_history_line_is_cut_off_and_corrupt_lines_refused(tmp_path):
-    folder = RunFolder.create(tmp_path / "r")
+    folder = RunRecord.create(tmp_path / "r")
     folder.append_history({"id": 0})
     folder.append_history({"id": 1})
     folder.close()
@@ -65,7 +65,7 @@ def test_run_folder_contents(tmp_path):
     assert [t["score"] for t in best["top"]] == sorted((t["score"] for t in best["top"]), reverse=True)
     checkpoint = json.loads((run / "checkpoint.json").read_text())
     assert checkpoint["evaluations"] == 40 and len(checkpoint["evolution"]["population"]) == 6
-    summary = run_summary(run, top_k=3)
+    summary = RunRecord.open(run).summary(top_k=3)
     assert summary["complete"] and summary["top"][0]["score"] == best["best"]["score"]
 
 
@@ -145,7 +145,7 @@ def test_ctrl_c_checkpoints_and_resume_finishes(tmp_path):
     checkpoint = json.loads((run_dir / "checkpoint.json").read_text())
     assert checkpoint["evaluations"] == 13 and len(checkpoint["pending"]) == 2
     assert not json.loads((run_dir / "best.json").read_text())["complete"]
-    assert not run_summary(run_dir)["complete"]
+    assert not RunRecord.open(run_dir).summary()["complete"]
     resume_search(run_dir, executor_factory=lambda s, c: ShuffledExecutor(s, num_workers=2))
     ids = [r["id"] for r in _history(run_dir)]
     assert len(ids) == 40 and len(set(ids)) == 40

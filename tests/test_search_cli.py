@@ -1,8 +1,11 @@
 """`evonas search` / `evonas show` end to end: bad inputs, kill -9 + resume, every estimator and space."""
 from __future__ import annotations
 
+import csv
 import json
+import math
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -13,7 +16,7 @@ import pytest
 
 import estimators
 from evonas.cli import main
-from evonas.config import SearchSettings
+from evonas.settings import SearchSettings
 from evonas.search import start_search
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -110,15 +113,9 @@ def test_truth_table_gives_true_accuracies(monkeypatch, capsys, tmp_path, nb201_
     assert code == 0, err
     assert "true acc" in out and "top 2 cells" in out
     best = json.loads((tmp_path / "r" / "best.json").read_text())["best"]["genotype"]
-    from evonas.search import true_accuracies
-
-    acc = true_accuracies(nb201_truth, "nb201", "cifar10", [best])[best]
-    import csv
-
     with open(nb201_truth, newline="") as fh:
         row = next(r for r in csv.DictReader(fh) if r["arch"] == best)
-    assert acc == pytest.approx(float(row["cifar10_test"]))
-    assert f"{acc:.2f}" in out
+    assert f"{float(row['cifar10_test']):.2f}" in out
 
 
 SMALL_BUILD = {"nb201": {"channels": 4, "cells_per_stage": 1}, "darts": {"channels": 4, "layers": 3}}
@@ -135,8 +132,12 @@ def test_every_estimator_and_space_through_a_tiny_search(tmp_path, space, name):
     run = start_search(cfg, run_dir=tmp_path / "r")
     hist = [json.loads(line) for line in (run / "history.jsonl").read_text().splitlines()]
     assert len(hist) == 3
+    assert any(r["status"] == "ok" for r in hist), hist  # every estimator scores real cells
     for r in hist:
-        assert (r["status"] == "ok" and isinstance(r["score"], float)) or (r["status"] == "failed" and r["error"])
+        if r["status"] == "ok":
+            assert isinstance(r["score"], float) and math.isfinite(r["score"])
+        else:  # a reasoned failure (e.g. a cell whose output ignores its input), never a crash
+            assert r["error"] and not re.match(r"^\w+(Error|Exception):", r["error"]), r["error"]
     config = json.loads((run / "config.json").read_text())
     assert config["scoring"]["build_options"] == SMALL_BUILD[space]
     if sweet:

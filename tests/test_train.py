@@ -11,9 +11,9 @@ import search_spaces
 from evonas import cli
 from evonas.errors import EvonasError
 from evonas.recipes import RECIPES, resolve_recipe
-from evonas.train import (
-    CHECKPOINT, RESULT, model_cost, top_genotypes, train_genotype, train_top, training_loss,
-)
+from evonas.train import model_cost, top_genotypes, train_genotype, train_top
+from evonas.train.genotype import CHECKPOINT, RESULT
+from evonas.train.trainer import training_loss
 
 GENO = "|nor_conv_3x3~0|+|nor_conv_3x3~0|skip_connect~1|+|skip_connect~0|nor_conv_3x3~1|skip_connect~2|"
 #: Tiny synthetic settings: the loop's mechanics, not its accuracy.
@@ -212,6 +212,7 @@ def _run_folder(parent, rows, dataset="cifar10", higher_is_better=True):
     run.mkdir(parents=True)
     (run / "config.json").write_text(json.dumps({
         "search": {"space": "nb201", "dataset": dataset, "data_dir": None},
+        "scoring": {"space": "nb201", "estimator": "sweet", "dataset": dataset},
         "estimator": {"name": "sweet", "higher_is_better": higher_is_better},
     }))
     lines = [json.dumps({**r, "key": space.str_key(r["genotype"]) if r["status"] == "ok" else None}) for r in rows]

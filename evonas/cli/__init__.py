@@ -7,7 +7,7 @@ from __future__ import annotations
 import sys
 import warnings
 
-from evonas.cli import correlate, info, search, train  # noqa: F401  (each module registers its commands)
+from evonas.cli import correlate, export, info, search, train  # noqa: F401  (each module registers its commands)
 from evonas.cli.app import app
 
 
@@ -32,7 +32,3 @@ def main() -> None:
         except KeyboardInterrupt:
             print("interrupted", file=sys.stderr)
             sys.exit(130)
-
-
-if __name__ == "__main__":
-    main()

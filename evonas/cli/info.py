@@ -82,14 +82,18 @@ def arch_cmd(
     space: str = typer.Option(DEFAULT_SPACE, "--space", help="Search space of the genotype."),
     truth: Optional[Path] = typer.Option(None, "--truth", help="Benchmark accuracy table (NB-201): show the cell's trained accuracies."),
     classes: int = typer.Option(10, "--classes", min=1, help="Classes of the networks whose parameters are counted."),
+    draw: Optional[Path] = typer.Option(None, "--draw", help="Also draw the cell(s) to FILE (.png or .svg)."),
 ) -> None:
-    """Show a cell: its nodes, canonical key, parameter counts and (NB-201) true accuracies."""
+    """Show a cell: its nodes, canonical key, parameter counts and (NB-201) true accuracies; draw it."""
     import search_spaces
+    from evonas.drawing import draw_genotype
 
     sp = search_spaces.get(space)
     g = sp.from_str(genotype)
     if truth is not None and not sp.truth_columns:
         raise EvonasError(f"--truth needs a space with a benchmark table (--space nb201), not {space}")
+    if draw is not None:
+        say(f"drawing: {draw_genotype(space, genotype, draw)}")
 
     def count(options: dict) -> int:
         return sum(p.numel() for p in sp.build(g, classes, **options).parameters())

@@ -1,0 +1,4 @@
+"""``python -m evonas``: the same as the ``evonas`` command."""
+from evonas.cli import main
+
+main()
