@@ -106,6 +106,14 @@ def draw_genotype(space: str, genotype: str, path: str | Path) -> Path:
     fmt = FORMATS.get(path.suffix.lower())
     if fmt is None:
         raise EvonasError(f"cannot draw to {path}: use a file name ending in {' or '.join(FORMATS)}")
+    fig = genotype_figure(space, genotype)
+    with replacing(path) as tmp, matplotlib.rc_context({"svg.fonttype": "none"}):  # SVG text stays text
+        fig.savefig(tmp, format=fmt, dpi=150, bbox_inches="tight")
+    return path
+
+
+def genotype_figure(space: str, genotype: str) -> Figure:
+    """The figure of ``genotype``'s cell(s), for a file or an embedded picture."""
     sp = search_spaces.get(space)
     g = sp.from_str(genotype)
     layouts = [_Layout(cell) for cell in _cells(space, g)]
@@ -121,9 +129,7 @@ def draw_genotype(space: str, genotype: str, path: str | Path) -> Path:
     fig.suptitle(f"{space}: {sp.to_str(g)}", fontsize=8)
     fig.text(0.5, 0.01, "grey dashed: computes nothing (a none op, or its result cannot reach the output)",
              ha="center", fontsize=8, color=_DEAD[0])
-    with replacing(path) as tmp, matplotlib.rc_context({"svg.fonttype": "none"}):  # SVG text stays text
-        fig.savefig(tmp, format=fmt, dpi=150, bbox_inches="tight")
-    return path
+    return fig
 
 
 class _Layout:

@@ -64,7 +64,7 @@ def export_trained(train_dir: str | Path, fmt: str, out: str | Path | None = Non
                             data_dir=data_dir or _recorded_data_dir(recipe.data_dir))
         # The first test images, normalised exactly as evaluation does.
         images = normalize(test.images[:check_images], test.mean, test.std)
-        model = _eval_network(result, recipe.build_options(), test.num_classes, state, train_dir / _WEIGHTS)
+        model = _eval_network(result, recipe.inference_build_options(), test.num_classes, state, train_dir / _WEIGHTS)
         with torch.no_grad():
             expected = model(images).numpy()
         if not np.isfinite(expected).all():
@@ -134,9 +134,6 @@ def _eval_network(result: dict[str, Any], options: dict[str, Any], num_classes: 
     """The eval-mode network with the trained weights; train-only parts are not built."""
     space = search_spaces.get(result["space"])
     graph = space.from_str(result["genotype"])
-    options = dict(options)
-    if "auxiliary" in options:  # DARTS: the head only trains, and drop-path only acts in training
-        options.update(auxiliary=False, drop_path_prob=0.0)
     with torch.random.fork_rng(devices=[]):  # building draws initial weights: leave the caller's RNG alone
         model = space.build(graph, num_classes, **options)
     weights_dict = {k: v for k, v in state["model"].items() if not k.startswith("auxiliary_head.")}

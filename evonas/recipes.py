@@ -50,6 +50,13 @@ class Recipe:
             "drop_path_prob": self.drop_path,
         }
 
+    def inference_build_options(self) -> dict[str, Any]:
+        """Options for the network as it is used after training: no auxiliary head, no drop-path."""
+        options = self.build_options()
+        if "auxiliary" in options:
+            options.update(auxiliary=False, drop_path_prob=0.0)
+        return options
+
     def drop_path_at(self, epoch: int) -> float:
         """Drop-path probability for 0-based ``epoch``: ramped linearly from 0 (as in DARTS)."""
         return self.drop_path * epoch / self.epochs

@@ -7,6 +7,8 @@ from pathlib import Path
 import pytest
 import torch
 
+from search_fakes import FakeScorer
+
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = Path(os.environ.get("EVONAS_SHARED", ROOT.parent / "shared"))
 
@@ -43,3 +45,12 @@ def nb201_reference(shared_dir: Path) -> Path:
     if not path.is_file():
         pytest.skip(f"reference proxy table {path} is absent")
     return path
+
+
+@pytest.fixture(autouse=True)
+def fresh_fake_scorer():
+    """Every test starts with no recorded FakeScorer calls and no NaN keys (the fake keeps class state)."""
+    FakeScorer.calls = []
+    FakeScorer.nan_keys = set()
+    yield
+    FakeScorer.nan_keys = set()

@@ -9,8 +9,6 @@ import random
 import time
 from typing import Any
 
-import pytest
-
 import search_spaces
 from estimators.base import EstimatorResult
 from evonas.execution import JobResult, LocalExecutor
@@ -84,12 +82,3 @@ class ShuffledExecutor:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
-
-
-@pytest.fixture(autouse=True)
-def fresh_fake_scorer():
-    """Each test starts with no recorded FakeScorer calls and no NaN keys (import it to use it)."""
-    FakeScorer.calls = []
-    FakeScorer.nan_keys = set()
-    yield
-    FakeScorer.nan_keys = set()

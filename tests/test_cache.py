@@ -11,7 +11,6 @@ from evonas.settings import SearchSettings
 from evonas.settings import ScoringSettings
 from evonas.search import start_search
 from search_fakes import FakeScorer, fake_score, local_fake
-from search_fakes import fresh_fake_scorer  # noqa: F401  (autouse fixture)
 
 BASE = ScoringSettings(space="nb201", estimator="sweet", estimator_settings={"interval": [1e-4, 5e-4]})
 

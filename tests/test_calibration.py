@@ -15,12 +15,11 @@ import networkx as nx
 import pytest
 import torch
 from torch import nn
-from typer.testing import CliRunner
 
 import search_spaces
+from cli_helpers import run_cli
 from evonas import scoring as cal
 from evonas.scoring.calibration import _networks
-from evonas.cli import app
 from evonas.data import load_dataset
 from evonas.errors import EvonasError
 from evonas.scoring import Scorer, fixed_batches
@@ -192,19 +191,18 @@ def test_override_bypasses_data_and_cache(toy_space: str) -> None:
 
 
 # ---- the command --------------------------------------------------------------------
-def test_calibrate_command_prints_the_table_and_interval(toy_space: str) -> None:
-    runner = CliRunner()
+def test_calibrate_command_prints_the_table_and_interval(toy_space: str, monkeypatch, capsys) -> None:
     args = ["calibrate", "--space", toy_space, "--dataset", "synthetic", "--archs", "4", "--batch-size", "8"]
-    out = runner.invoke(app, args, env={"COLUMNS": "200"})
-    assert out.exit_code == 0, out.output
-    assert "stored in the cache" in out.output
+    code, output, err = run_cli(monkeypatch, capsys, *args)
+    assert code == 0, err
+    assert "stored in the cache" in output
     expected = cal.calibration_for(toy_space, "synthetic", batch_size=8, num_archs=4)
     lo, hi = expected.interval
-    [chosen_row] = [line for line in out.output.splitlines() if "<- chosen" in line]
+    [chosen_row] = [line for line in output.splitlines() if "<- chosen" in line]
     assert f"[{lo:g}, {hi:g})" in chosen_row and f"{expected.result.means[expected.result.chosen]:+.3f}" in chosen_row
-    assert f"interval: [{lo:g}, {hi:g})" in out.output
-    assert "from the cache" in runner.invoke(app, args, env={"COLUMNS": "200"}).output
-    assert "stored in the cache" in runner.invoke(app, args + ["--no-cache"], env={"COLUMNS": "200"}).output
+    assert f"interval: [{lo:g}, {hi:g})" in output
+    assert "from the cache" in run_cli(monkeypatch, capsys, *args)[1]
+    assert "stored in the cache" in run_cli(monkeypatch, capsys, *args, "--no-cache")[1]
 
 
 @pytest.mark.parametrize("args, message", [

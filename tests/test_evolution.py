@@ -14,7 +14,6 @@ from evonas.search.evolution import AgingEvolution
 from evonas.search import driver as search_driver
 from evonas.search import start_search
 from search_fakes import FakeScorer, ShuffledExecutor, fake_score, local_fake
-from search_fakes import fresh_fake_scorer  # noqa: F401  (autouse fixture)
 
 
 @pytest.fixture()

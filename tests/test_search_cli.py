@@ -15,28 +15,13 @@ from pathlib import Path
 import pytest
 
 import estimators
-from evonas.cli import main
+from cli_helpers import assert_one_line_error, run_cli
 from evonas.settings import SearchSettings
 from evonas.search import start_search
 
 ROOT = Path(__file__).resolve().parents[1]
 EVONAS = [sys.executable, "-m", "evonas.cli"]
 TINY = ["--dataset", "synthetic", "--estimator", "params", "--space", "nb201"]
-
-
-def _cli(monkeypatch, capsys, *args: str) -> tuple[int, str, str]:
-    """Run the console entry point in process; (exit code, stdout, stderr)."""
-    monkeypatch.setattr(sys, "argv", ["evonas", *args])
-    with pytest.raises(SystemExit) as exc:
-        main()
-    out, err = capsys.readouterr()
-    return exc.value.code, out, err
-
-
-def _one_line_error(code: int, err: str, needle: str) -> None:
-    assert code == 2, err
-    assert err.startswith("error: ") and err.count("\n") == 1 and "Traceback" not in err, err
-    assert needle in err, err
 
 
 @pytest.mark.parametrize("args, needle", [
@@ -50,25 +35,25 @@ def _one_line_error(code: int, err: str, needle: str) -> None:
     ([*TINY, "--budget", "5", "--population", "2", "--address", "127.0.0.1:9"], "127.0.0.1:9"),
 ])
 def test_bad_inputs_are_one_line_errors(monkeypatch, capsys, tmp_path, args, needle):
-    code, _, err = _cli(monkeypatch, capsys, "search", *args, "--run-dir", str(tmp_path / "r"))
-    _one_line_error(code, err, needle)
+    code, _, err = run_cli(monkeypatch, capsys, "search", *args, "--run-dir", str(tmp_path / "r"))
+    assert_one_line_error(code, "", err, needle)
     assert not (tmp_path / "r").exists()  # nothing half-made is left behind
 
 
 def test_bad_resume_targets_are_one_line_errors(monkeypatch, capsys, tmp_path):
-    code, _, err = _cli(monkeypatch, capsys, "search", "--resume", str(tmp_path / "missing"))
-    _one_line_error(code, err, "does not exist")
+    code, _, err = run_cli(monkeypatch, capsys, "search", "--resume", str(tmp_path / "missing"))
+    assert_one_line_error(code, "", err, "does not exist")
     run = tmp_path / "r"
-    code, _, err = _cli(monkeypatch, capsys, "search", *TINY, "--budget", "4", "--population", "2",
+    code, _, err = run_cli(monkeypatch, capsys, "search", *TINY, "--budget", "4", "--population", "2",
                         "--run-dir", str(run))
     assert code == 0, err
     (run / "checkpoint.json").write_bytes(b"\x00\xffgarbage")
-    code, _, err = _cli(monkeypatch, capsys, "search", "--resume", str(run))
-    _one_line_error(code, err, "unreadable")
-    code, _, err = _cli(monkeypatch, capsys, "search", "--resume", str(run), "--seed", "3")
-    _one_line_error(code, err, "not seed")
-    code, _, err = _cli(monkeypatch, capsys, "show", str(tmp_path))
-    _one_line_error(code, err, "has no config.json")
+    code, _, err = run_cli(monkeypatch, capsys, "search", "--resume", str(run))
+    assert_one_line_error(code, "", err, "unreadable")
+    code, _, err = run_cli(monkeypatch, capsys, "search", "--resume", str(run), "--seed", "3")
+    assert_one_line_error(code, "", err, "not seed")
+    code, _, err = run_cli(monkeypatch, capsys, "show", str(tmp_path))
+    assert_one_line_error(code, "", err, "has no config.json")
 
 
 def _lines(path: Path) -> int:
@@ -105,9 +90,9 @@ def test_kill_9_then_resume_finishes_with_exactly_the_budget(tmp_path):
 
 
 def test_truth_table_gives_true_accuracies(monkeypatch, capsys, tmp_path, nb201_truth, cifar_dir):
-    code, _, err = _cli(monkeypatch, capsys, "search", *TINY, "--truth", str(nb201_truth), "--run-dir", str(tmp_path))
-    _one_line_error(code, err, "not 'synthetic'")  # refused before searching
-    code, out, err = _cli(monkeypatch, capsys, "search", "--estimator", "params", "--data-dir", str(cifar_dir),
+    code, _, err = run_cli(monkeypatch, capsys, "search", *TINY, "--truth", str(nb201_truth), "--run-dir", str(tmp_path))
+    assert_one_line_error(code, "", err, "not 'synthetic'")  # refused before searching
+    code, out, err = run_cli(monkeypatch, capsys, "search", "--estimator", "params", "--data-dir", str(cifar_dir),
                           "--budget", "6", "--population", "3", "--top-k", "2", "--truth", str(nb201_truth),
                           "--run-dir", str(tmp_path / "r"))
     assert code == 0, err

@@ -2,7 +2,8 @@
 from __future__ import annotations
 
 import typer
-from rich.console import Console
+
+from evonas.progress import console
 
 app = typer.Typer(
     add_completion=False,
@@ -10,7 +11,6 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     help="Evolutionary neural architecture search scored by zero-cost estimators (Sweetimator by default).",
 )
-console = Console()
 
 
 def say(text: str) -> None:

@@ -1,4 +1,5 @@
-"""Every progress display of the CLI, in one place: a counted bar, the search bar, training bars."""
+"""Every progress display, in one place (the CLI and the Python API share them): the console, a
+counted bar, the search bar, training bars."""
 from __future__ import annotations
 
 import contextlib
@@ -6,7 +7,9 @@ from typing import Any, Iterator
 
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
-from evonas.cli.app import console
+from rich.console import Console
+
+console = Console()
 
 
 def _columns(*extra: Any) -> tuple[Any, ...]:

@@ -1,0 +1,224 @@
+"""The Python API: ``import evonas`` and search, train, correlate, build, export, draw, report.
+
+A small, typed front door over the same library code the CLI calls, for notebooks and
+scripts. Every user error is an ``evonas.EvonasError`` with the CLI's one-line message.
+Progress is a rich bar by default; pass ``progress=False`` for none, or a callable to get
+the updates yourself.
+"""
+from __future__ import annotations
+
+import functools
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, Sequence, TypeVar, Union
+
+from torch import nn
+
+import search_spaces
+from evonas import correlate as correlating
+from evonas.drawing import draw_genotype
+from evonas.errors import EvonasError
+from evonas.export import export_trained
+from evonas.progress import SearchBar, training
+from evonas.recipes import default_recipe
+from evonas.report import write_report
+from evonas.runs import RunRecord
+from evonas.search import Progress, resume_search, start_search
+from evonas.scoring import parse_estimators
+from evonas.settings import ScoringSettings, SearchSettings
+from evonas.train import train_genotype, train_top
+from evonas.user_errors import USER_ERRORS
+
+ProgressArg = Union[bool, Callable[[Progress], None]]
+T = TypeVar("T")
+
+
+class InputError(EvonasError):
+    """A bad name, genotype or table reported by the leaf packages, as an EvonasError."""
+
+
+def _user_errors(func: Callable[..., T]) -> Callable[..., T]:
+    """Raise every user error as an ``EvonasError`` (same message), so one ``except`` catches them."""
+    @functools.wraps(func)
+    def wrapper(*args: Any, **kwargs: Any) -> T:
+        try:
+            return func(*args, **kwargs)
+        except EvonasError:
+            raise
+        except USER_ERRORS as exc:
+            raise InputError(str(exc)) from exc
+    return wrapper
+
+
+@dataclass(frozen=True)
+class Cell:
+    """One scored cell of a run: its evaluation id, genotype string, canonical key and score."""
+
+    id: int
+    genotype: str
+    key: str
+    score: float
+
+
+class Run:
+    """A search run folder, finished or killed: its settings, history, best and top cells."""
+
+    def __init__(self, record: RunRecord) -> None:
+        self._record = record
+        recorded = record.settings()
+        self.settings: SearchSettings = recorded.search
+        self.scoring: ScoringSettings = recorded.scoring
+
+    @classmethod
+    @_user_errors
+    def load(cls, path: str | Path) -> "Run":
+        """Any run folder written by ``evonas search`` or ``evonas.search``."""
+        return cls(RunRecord.open(path))
+
+    @property
+    def path(self) -> Path:
+        return self._record.path
+
+    @property
+    def history(self) -> list[dict[str, Any]]:
+        """Every evaluation as recorded (one dict per ``history.jsonl`` line), in order."""
+        return self._record.read_history()
+
+    def top(self, k: int = 5) -> list[Cell]:
+        """The best ``k`` distinct cells, best first (as ``evonas show`` ranks them)."""
+        return [Cell(**entry) for entry in self._record.tally().top(k)]
+
+    @property
+    def best(self) -> Cell | None:
+        top = self.top(1)
+        return top[0] if top else None
+
+    def summary(self) -> dict[str, Any]:
+        """Counts, timing and completion, as ``evonas show`` prints them."""
+        return self._record.summary()
+
+    @property
+    def complete(self) -> bool:
+        return bool(self.summary()["complete"])
+
+    def __repr__(self) -> str:
+        best = self.best
+        return (f"Run({str(self.path)!r}, {self.settings.space}/{self.settings.estimator}, "
+                f"{len(self.history)} evaluations, best={best.score if best else None})")
+
+
+def _search_progress(progress: ProgressArg) -> tuple[Any, Callable[[Progress], None] | None, Any]:
+    """(context, per-evaluation callback, calibration callback) for the ``progress`` argument."""
+    if callable(progress):
+        return _Null(), progress, None
+    if progress:
+        bar = SearchBar()
+        return bar, bar.update, bar.calibrating
+    return _Null(), None, None
+
+
+class _Null:
+    def __enter__(self) -> "_Null":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        pass
+
+
+@_user_errors
+def search(space: str = "nb201", estimator: str = "sweet", budget: int | None = 500, *,
+           run_dir: str | Path | None = None, runs_root: str | Path = "runs", progress: ProgressArg = True,
+           **settings: Any) -> Run:
+    """Run a search and return its ``Run``; ``settings`` are ``SearchSettings`` fields
+    (``seed``, ``data_dir``, ``dataset``, ``workers``, ``population``, ``interval``, ...)."""
+    resolved = SearchSettings(space=space, estimator=estimator, budget=budget, **settings).resolved()
+    context, on_step, on_calibration = _search_progress(progress)
+    with context:
+        path = start_search(resolved, run_dir=run_dir, runs_root=runs_root, progress=on_step,
+                            interval_progress=on_calibration)
+    return Run.load(path)
+
+
+@_user_errors
+def resume(run: Run | str | Path, progress: ProgressArg = True, **overrides: Any) -> Run:
+    """Continue a stopped or killed run; only budget, time limit and executor settings may change."""
+    context, on_step, _ = _search_progress(progress)
+    with context:
+        path = resume_search(run.path if isinstance(run, Run) else run, overrides, progress=on_step)
+    return Run.load(path)
+
+
+@_user_errors
+def train(run: Run | str | Path | None = None, top: int = 1, *, space: str | None = None,
+          genotype: str | None = None, out: str | Path | None = None, resume: bool = False,
+          device: str | None = None, progress: bool = True, **overrides: Any) -> list[dict[str, Any]]:
+    """Train a run's ``top`` cells, or one ``genotype`` of ``space``, with the published recipe.
+
+    ``overrides`` are recipe settings (``epochs``, ``batch_size``, ``lr``, ``train_images``, ...).
+    Returns each training's ``result.json`` content, best first.
+    """
+    if (run is None) == (genotype is None):
+        raise EvonasError("give either a run (evonas.train(run, top=K)) or space= and genotype=")
+    with training() if progress else _Null() as bars:
+        hooks = bars if progress else None
+        if run is None:
+            if space is None:
+                raise EvonasError("genotype= needs space=")
+            return [train_genotype(space, genotype, out, overrides, resume=resume, device=device, progress=hooks)]
+        path = run.path if isinstance(run, Run) else Path(run)
+        return train_top(path, top, overrides, resume=resume, device=device, progress=hooks)
+
+
+@_user_errors
+def correlate(space: str = "nb201", estimators: Sequence[str] | str = ("sweet",), *, sample: int | None = None,
+              truth: str | Path | None = None, archs_file: str | Path | None = None, seed: int = 0,
+              truth_column: str = "cifar10_test", dataset: str = "cifar10", data_dir: str | None = None,
+              batch_size: int = 64, interval: tuple[float, float] | None = None,
+              out: str | Path | None = None) -> dict[str, dict[str, Any]]:
+    """Spearman, Kendall, top-10% precision (and more) of each estimator against true accuracy.
+
+    Returns ``{estimator: statistics}``; with ``out`` also writes scores.csv, summary.json and plots.
+    """
+    names = parse_estimators(estimators if isinstance(estimators, str) else ",".join(estimators))
+    cells = correlating.load_cells(space, truth=truth, archs_file=archs_file, sample=sample, seed=seed,
+                                   column=truth_column)
+    settings = correlating.CorrelateSettings(space, tuple(names), seed, dataset, data_dir, batch_size, interval)
+    runs, data = correlating.correlate(cells, settings)
+    if out is not None:
+        summary = correlating.write_outputs(Path(out), cells, runs, {"space": space, "n": len(cells), "data": data})
+        return summary["results"]
+    return {run.name: {**run.stats(cells), "settings": run.settings} for run in runs}
+
+
+@_user_errors
+def build(space: str, genotype: str, num_classes: int = 10, *, proxy: bool = False, **options: Any) -> nn.Module:
+    """The network of ``genotype`` as an ``nn.Module`` (default init; seed torch yourself for fixed weights).
+
+    By default the evaluation network of the space's published recipe, without its train-only
+    parts; ``proxy=True`` gives the small network the estimators score; ``options`` override either.
+    """
+    sp = search_spaces.get(space)
+    base = sp.proxy_options() if proxy else default_recipe(space).inference_build_options()
+    return sp.build(sp.from_str(genotype), num_classes, **{**base, **options})
+
+
+@_user_errors
+def export(train_dir: str | Path, format: str, out: str | Path | None = None, **options: Any) -> dict[str, Any]:
+    """Write a trained network as ONNX or TorchScript (checked against PyTorch); returns the sidecar."""
+    return export_trained(train_dir, format, out=out, **options)
+
+
+@_user_errors
+def draw(space: str, genotype: str, path: str | Path) -> Path:
+    """Draw the cell(s) of ``genotype`` to a .png or .svg file."""
+    return draw_genotype(space, genotype, path)
+
+
+@_user_errors
+def report(run: Run | str | Path, out: str | Path | None = None, truth: str | Path | None = None) -> Path:
+    """One self-contained HTML page about a run (settings, curves, top cells, trainings)."""
+    return write_report(run.path if isinstance(run, Run) else Path(run), out, truth)
+
+
+__all__ = ["Cell", "EvonasError", "InputError", "Run", "build", "correlate", "draw", "export", "report",
+           "resume", "search", "train"]
