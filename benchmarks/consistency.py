@@ -499,7 +499,7 @@ def versions() -> dict[str, str]:
     """Versions of what produced the numbers (recorded in the .json)."""
     import scipy
 
-    from evonas import __version__
+    from evonas.version import __version__
 
     return {"evonas": __version__, "python": platform.python_version(), "torch": torch.__version__,
             "numpy": np.__version__, "scipy": scipy.__version__}

@@ -15,6 +15,7 @@ from __future__ import annotations
 import math
 from abc import abstractmethod
 from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from typing import Any, Callable, ClassVar, Iterable, Iterator, Sequence
 
@@ -83,6 +84,34 @@ def weight_gradients(
     return weights, grads
 
 
+#: Inside ``shared_pass``: the last (model, images, gradients) computed, else None.
+_SHARED_PASS: ContextVar[list[Any] | None] = ContextVar("sweet_shared_pass", default=None)
+
+
+@contextmanager
+def shared_pass() -> Iterator[None]:
+    """Within: Sweetimator variants scoring the same model on the same batch share one backward pass.
+
+    The variants differ only in the reduction over the same gradients, so a composite of
+    several of them pays for one pass instead of one per variant. The scores are unchanged.
+    """
+    token = _SHARED_PASS.set([])
+    try:
+        yield
+    finally:
+        _SHARED_PASS.reset(token)
+
+
+def _gradients(model: nn.Module, batch: Batch) -> tuple[list[nn.Parameter], list[torch.Tensor]]:
+    """``weight_gradients``, reused for the same model and images inside ``shared_pass``."""
+    memo = _SHARED_PASS.get()
+    if memo is None:
+        return weight_gradients(model, batch)
+    if not memo or memo[0] is not model or memo[1] is not batch[0]:
+        memo[:] = [model, batch[0], weight_gradients(model, batch)]  # holding the model keeps its id unique
+    return memo[2]
+
+
 def _flat_abs(tensors: Sequence[torch.Tensor]) -> torch.Tensor:
     return torch.cat([t.detach().reshape(-1) for t in tensors]).abs_()
 
@@ -122,7 +151,7 @@ class _SweetFamily(Estimator):
     ) -> float:
         if not batches:
             raise EstimatorError(f"{self.name} needs one batch of labelled images")
-        weights, grads = weight_gradients(model, batches[0])
+        weights, grads = _gradients(model, batches[0])
         g = _flat_abs(grads)
         # Compare in the gradient's own dtype, exactly as calibration bins them.
         lo, hi = torch.tensor(self.interval, dtype=g.dtype, device=g.device)
@@ -132,6 +161,11 @@ class _SweetFamily(Estimator):
     @abstractmethod
     def _reduce(self, weights: Sequence[nn.Parameter], g: torch.Tensor, sweet: torch.Tensor) -> float:
         """The score from all weights, their ``|grad|`` (flat) and the sweet mask."""
+
+
+def shares_pass(estimator: Estimator) -> bool:
+    """Whether ``estimator`` reads its gradients through ``shared_pass`` (the Sweetimator family)."""
+    return isinstance(estimator, _SweetFamily)
 
 
 @register

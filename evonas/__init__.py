@@ -10,7 +10,7 @@ from typing import Any
 
 from evonas.errors import EvonasError
 
-__version__ = "0.2.0"
+from evonas.version import __version__
 _API = ("Cell", "InputError", "Run", "build", "correlate", "draw", "export", "report", "resume", "search", "train")
 
 

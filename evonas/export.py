@@ -22,7 +22,7 @@ import torch
 from torch import nn
 
 import search_spaces
-from evonas import __version__
+from evonas.version import __version__
 from evonas.data import load_dataset, normalize
 from evonas.errors import EvonasError
 from evonas.recipes import recipe_from_dict

@@ -199,7 +199,7 @@ def pool():
 
 def test_ray_pool_scores_every_job_like_the_local_scorer_with_worker_ids(pool):
     gens = genotypes(6, seed=1)
-    assert pool.num_workers == 2
+    assert pool.started == 2 and pool.num_workers == 2 * pool.jobs_per_actor
     for job_id, genotype in enumerate(gens):
         pool.submit(job_id, genotype)
     assert pool.pending() == 6
@@ -209,7 +209,7 @@ def test_ray_pool_scores_every_job_like_the_local_scorer_with_worker_ids(pool):
         truth = expected(gens[result.job_id], result.job_id)
         assert (result.status, result.attempts, result.score) == ("ok", 1, truth.score)
         assert result.key == truth.extra["key"] and result.seconds > 0
-        assert re.fullmatch(r"w\d+", result.worker)
+        assert re.fullmatch(r"w\d+@127\.0\.0\.1/[0-9a-f]{8}", result.worker)  # actor and the node it ran on
     assert len({r.worker for r in results}) == 2  # both actors got work
 
 
@@ -219,13 +219,15 @@ def test_ray_worker_killed_mid_job_is_replaced_and_the_job_completes(pool, tmp_p
     pool.submit(0, victim)
     for job_id, genotype in enumerate(gens[1:], start=1):
         pool.submit(job_id, genotype)
-    before = {slot.name for slot in pool._slots}
+    before = {actor.name for actor in pool._actors}
     results = {r.job_id: r for r in drain(pool)}
     assert sorted(results) == [0, 1, 2, 3] and all(r.ok for r in results.values())
     assert (tmp_path / "died").exists()  # the worker really did exit mid-job
-    assert results[0].attempts == 2 and results[0].score == expected(gens[0], 0).score
+    # job 1 was queued behind it on the same actor: which of the two killed it cannot be told, so
+    # neither pays a try; both run again alone, and the die-once job then completes
+    assert results[0].attempts == 1 and results[0].score == expected(gens[0], 0).score
     assert all(results[j].attempts == 1 for j in (1, 2, 3))
-    after = {slot.name for slot in pool._slots}
+    after = {actor.name for actor in pool._actors}  # the replacement may still be starting
     assert len(after) == 2 and len(after - before) == 1  # exactly one actor was replaced
 
 
@@ -235,7 +237,7 @@ def test_ray_job_that_always_kills_its_worker_is_failed_after_two_attempts(pool)
     pool.submit(1, good)
     results = {r.job_id: r for r in drain(pool)}
     assert results[0].status == "failed" and results[0].attempts == 2 and results[0].score is None
-    assert re.match(r"worker w\d+ died", results[0].error)
+    assert re.match(r"worker w\d+@127\.0\.0\.1/\w+ died", results[0].error)
     assert results[1].ok and results[1].score == expected(good, 1).score
     pool.submit(2, good)  # the replaced actors keep working
     (after,) = drain(pool)

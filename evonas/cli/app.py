@@ -24,7 +24,7 @@ def _root(
 ) -> None:
     """Evolutionary NAS scored by zero-cost estimators."""
     if version:
-        from evonas import __version__
+        from evonas.version import __version__
 
         print(__version__)
         raise typer.Exit()

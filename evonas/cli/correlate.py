@@ -16,7 +16,7 @@ from evonas.settings import DEFAULT_BATCH_SIZE, DEFAULT_DATASET, DEFAULT_ESTIMAT
 @app.command("correlate")
 def correlate_cmd(
     space: str = typer.Option(DEFAULT_SPACE, "--space", help="Search space of the cells."),
-    estimator: str = typer.Option(DEFAULT_ESTIMATOR, "--estimator", help="Comma-separated estimator names, e.g. sweet,synflow,params."),
+    estimator: str = typer.Option(DEFAULT_ESTIMATOR, "--estimator", help="Comma-separated estimator names or composites (A+B, weights as B=0.5), e.g. sweet,synflow,sweet_snip+sweet_ntk+jacov."),
     truth: Optional[Path] = typer.Option(None, "--truth", help="Benchmark table (arch + accuracy columns) to sample cells from."),
     sample: Optional[int] = typer.Option(None, "--sample", help="Number of seeded-random cells to score (required with --truth)."),
     seed: int = typer.Option(0, "--seed", help="Seed for the cell sample, weight init and batches."),
@@ -32,7 +32,7 @@ def correlate_cmd(
 ) -> None:
     """Rank consistency of estimators against true accuracy: Spearman, Kendall, top-10% precision."""
     from evonas import correlate as corr
-    from evonas.cli.progress import counted
+    from evonas.progress import counted
     from evonas.scoring import parse_estimators
 
     names = parse_estimators(estimator)

@@ -34,8 +34,9 @@ def spaces() -> None:
 
 @app.command("estimators")
 def estimators_cmd() -> None:
-    """List the zero-cost estimators: what each needs, where it comes from, what it measures."""
+    """List the zero-cost estimators (what each needs, where it comes from, what it measures) and composites."""
     import estimators
+    from evonas.scoring.composite import RECOMMENDED, parse_composite
 
     table = Table("name", "needs", "source", "description")
     for name, cls in estimators.available().items():
@@ -45,6 +46,12 @@ def estimators_cmd() -> None:
         source = "built-in" if package == "estimators" else f"plugin {package}"
         table.add_row(name, ", ".join(needs) or "-", source, cls.description)
     console.print(table)
+    composites = Table("composite", "parts", "why")
+    for name, why in RECOMMENDED.items():
+        composites.add_row(name, f"parts: {', '.join(parse_composite(name).names)}", why)
+    console.print(composites)
+    say("Any estimators joined by + form a composite (a part may carry a weight: sweet+jacov=0.5): each part is "
+        "normalised by statistics fixed on the calibration sample, and the composite is their weighted sum.")
 
 
 @app.command("calibrate")
@@ -58,7 +65,7 @@ def calibrate_cmd(
     no_cache: bool = typer.Option(False, "--no-cache", help="Recompute even when cached (the fresh result is stored)."),
 ) -> None:
     """Calibrate the Sweetimator gradient interval (cached per space/dataset/batch size) and show every bin."""
-    from evonas.cli.progress import counted
+    from evonas.progress import counted
     from evonas.scoring import cache_path, calibration_for
 
     with counted() as bar:
@@ -101,8 +108,7 @@ def arch_cmd(
     say(f"{space} genotype: {sp.to_str(g)}")
     say(sp.describe(g))
     say(f"canonical key: {sp.canonical_key(g)}")
-    evaluation = {k: v for k, v in default_recipe(space).build_options().items() if k != "drop_path_prob"}
-    evaluation.pop("auxiliary", None)  # the auxiliary head is training-only: not counted
+    evaluation = default_recipe(space).inference_build_options()  # the auxiliary head only trains: not counted
     say(f"parameters: {count(evaluation):,} (evaluation network, {classes} classes)")
     proxy = sp.proxy_options()
     if proxy != evaluation:

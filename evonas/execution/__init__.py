@@ -18,12 +18,20 @@ def make_executor(
     address: str | None = None,
     ray_temp_dir: str | None = None,
     dataset: ImageDataset | None = None,
+    ship_data: bool = False,
+    jobs_per_call: int = 1,
 ) -> Executor:
-    """The executor the flags ask for; in process it shares ``dataset`` when the caller has it loaded."""
+    """The executor the flags ask for; in process it shares ``dataset`` when the caller has it loaded.
+
+    ``ship_data`` (Ray only): the driver loads the dataset and Ray's object store carries it
+    to every node, for clusters whose nodes do not all hold ``data_dir``. ``jobs_per_call``
+    (Ray only): jobs per actor call, for evaluations so short that Ray's per-call cost shows.
+    """
     check_executor(kind, workers, gpus_per_worker, address)
     if kind == "local":
         return LocalExecutor(config, scorer_factory=lambda cfg, device: Scorer(cfg, dataset=dataset, device=device))
-    return RayExecutor(config, workers, gpus_per_worker, address, ray_temp_dir)
+    return RayExecutor(config, workers, gpus_per_worker, address, ray_temp_dir, ship_data=ship_data,
+                       jobs_per_call=jobs_per_call)
 
 
 __all__ = [

@@ -48,6 +48,7 @@ class JobResult:
 class Executor(Protocol):
     """Scores submitted genotype strings; ``wait`` hands back results as jobs finish."""
 
+    #: Jobs the search should keep submitted; a Ray pool's grows and shrinks with the cluster.
     num_workers: int
 
     def submit(self, job_id: int, genotype: str) -> None: ...
@@ -74,6 +75,7 @@ class Job:
     job_id: int
     genotype: str
     attempts: int = 0
+    alone: bool = False  # its batch's worker died: sent on its own until it settles, to find the culprit
 
 
 @dataclass

@@ -41,7 +41,7 @@ def _is_loopback(host: str) -> bool:
     return host == "localhost" or host.startswith("127.")
 
 
-def _stay_on_loopback() -> None:
+def stay_on_loopback() -> None:
     """Keep this driver and the Ray processes it starts on 127.0.0.1.
 
     Ray reads ``RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER`` once, when it is imported; left on, it
@@ -72,7 +72,7 @@ class RaySession:
             return
         quiet = {"include_dashboard": False, "logging_level": logging.WARNING, "log_to_driver": False}
         if address is None:
-            _stay_on_loopback()
+            stay_on_loopback()
             if temp_dir is None:
                 temp_dir = self._temp_dir = tempfile.mkdtemp(prefix="evonas-ray-")
             try:
@@ -87,7 +87,7 @@ class RaySession:
         if address != "auto":
             check_reachable(address)
             if _is_loopback(address.rpartition(":")[0]):
-                _stay_on_loopback()
+                stay_on_loopback()
                 loopback = {"_node_ip_address": "127.0.0.1"}
         try:
             ray.init(address=address, **loopback, **quiet)

@@ -5,6 +5,8 @@ the calibration sample, so it is computed once per such combination with
 ``estimators.sweet.calibrate`` and kept in a small JSON file (``$EVONAS_CACHE`` or the
 per-user cache folder). Models and the batch are made exactly as ``Scorer`` makes them
 (same seeded init, same first fixed batch), so calibration sees what scoring sees.
+The same file keeps each estimator's scores on the calibration sample (``reference_scores``),
+from which a composite's fixed normalisation is computed.
 """
 from __future__ import annotations
 
@@ -21,9 +23,10 @@ import search_spaces
 from estimators.sweet import CalibrationResult, calibrate
 from evonas.data import ImageDataset, load_dataset
 from evonas.errors import EvonasError
-from evonas.scoring.scorer import build_model, fixed_batches, seeded_rng
+from evonas.scoring.composite import Part, composite_settings
+from evonas.scoring.scorer import Scorer, build_model, fixed_batches, seeded_rng
 from evonas.seeding import calibration_sample_seed, init_seed
-from evonas.settings import DEFAULT_CALIBRATION_ARCHS
+from evonas.settings import DEFAULT_CALIBRATION_ARCHS, ScoringSettings
 
 CACHE_FILE = "calibration.json"
 
@@ -99,6 +102,16 @@ def _networks(space: str, archs: list[str], num_classes: int, seed: int, device:
         yield model, impl.depth_units(model)
 
 
+def _sample_settings(space: str, data: ImageDataset, batch_size: int, num_archs: int, seed: int,
+                     build_options: dict[str, Any]) -> dict[str, Any]:
+    """What a result computed on the calibration sample depends on (its cache key)."""
+    return {
+        "space": space, "dataset": data.name, "synthetic": data.synthetic, "train_images": len(data),
+        "batch_size": batch_size, "num_classes": data.num_classes, "resolution": data.resolution,
+        "num_archs": num_archs, "seed": seed, "build_options": build_options,
+    }
+
+
 def calibration_for(
     space: str,
     dataset: str = "cifar10",
@@ -120,11 +133,7 @@ def calibration_for(
         raise EvonasError(f"batch size must be at least 1, got {batch_size}")
     impl = search_spaces.get(space)
     data = data or load_dataset(dataset, split="train", data_dir=data_dir)
-    settings = {
-        "space": space, "dataset": data.name, "synthetic": data.synthetic, "train_images": len(data),
-        "batch_size": batch_size, "num_classes": data.num_classes, "resolution": data.resolution,
-        "num_archs": num_archs, "seed": seed, "build_options": impl.proxy_options(),
-    }
+    settings = _sample_settings(space, data, batch_size, num_archs, seed, impl.proxy_options())
     key = json.dumps(settings, sort_keys=True)
     path = cache_path()
     if use_cache:
@@ -140,3 +149,54 @@ def calibration_for(
     )
     _write_cache(path, key, {"settings": settings, "result": result.to_dict()})
     return Calibration(key, settings, result)
+
+
+def reference_scores(
+    space: str,
+    parts: dict[str, dict[str, Any]],
+    dataset: str = "cifar10",
+    data_dir: str | os.PathLike | None = None,
+    batch_size: int = 64,
+    seed: int = 0,
+    build_options: dict[str, Any] | None = None,
+    num_archs: int = DEFAULT_CALIBRATION_ARCHS,
+    progress: Progress | None = None,
+    data: ImageDataset | None = None,
+) -> dict[str, list[float | None]]:
+    """Each estimator's scores (None: failed) on the calibration sample, from the cache or computed.
+
+    ``parts`` maps estimator names to their resolved settings; a score here is exactly the
+    one ``Scorer`` gives that cell with the same settings (fixed batch policy). Estimators
+    missing from the cache are scored together, so the Sweetimator variants share passes.
+    """
+    impl = search_spaces.get(space)
+    data = data or load_dataset(dataset, split="train", data_dir=data_dir)
+    build = impl.proxy_options() if build_options is None else dict(build_options)
+    sample = _sample_settings(space, data, batch_size, num_archs, seed, build)
+    keys = {name: json.dumps({**sample, "estimator": name, "estimator_settings": settings}, sort_keys=True)
+            for name, settings in parts.items()}
+    path = cache_path()
+    cache = _read_cache(path)
+    found = {name: cache[key]["scores"] for name, key in keys.items()
+             if isinstance(cache.get(key), dict) and isinstance(cache[key].get("scores"), list)}
+    missing = [name for name in parts if name not in found]
+    if missing:
+        if len(missing) == 1:
+            [name] = missing
+            config = ScoringSettings(space, name, parts[name], dataset, None, batch_size, "fixed", seed, build)
+        else:
+            members = [Part(name, 1.0, parts[name]) for name in missing]
+            config = ScoringSettings(space, "+".join(missing), composite_settings(members, {}), dataset, None,
+                                     batch_size, "fixed", seed, build)
+        scorer = Scorer(config, dataset=data)
+        archs = calibration_archs(space, num_archs, seed)
+        scored: dict[str, list[float | None]] = {name: [] for name in missing}
+        for done, arch in enumerate(archs, start=1):
+            for name, res in scorer.score_parts(arch)[1].items():
+                scored[name].append(res.score if res.ok else None)
+            if progress is not None:
+                progress(done, len(archs))
+        for name in missing:
+            _write_cache(path, keys[name], {"settings": json.loads(keys[name]), "scores": scored[name]})
+        found.update(scored)
+    return {name: found[name] for name in parts}

@@ -3,10 +3,13 @@
 A ``Scorer`` loads its dataset once and keeps the fixed batches, so a worker turns many
 genotype strings into scores without reloading anything. Weights are seeded per cell
 inside a forked torch RNG, so scoring never changes the caller's global random state.
+A composite's parts each get the cell's freshly seeded network, as if scored alone, except
+that the Sweetimator variants share one network and one backward pass.
 """
 from __future__ import annotations
 
 import contextlib
+import time
 from typing import Any, Iterator
 
 import networkx as nx
@@ -14,8 +17,10 @@ import torch
 
 import estimators
 import search_spaces
-from estimators.base import Batch, EstimatorResult
+from estimators.base import Batch, Estimator, EstimatorResult
+from estimators.sweet import shared_pass, shares_pass
 from evonas.data import ImageDataset, load_dataset, sample_batch
+from evonas.scoring.composite import Part, combine, is_composite, parts_from_settings
 from evonas.seeding import batches_seed, init_seed
 from evonas.settings import ScoringSettings, check_batch_policy
 from search_spaces.base import SearchSpace
@@ -45,7 +50,7 @@ def fixed_batches(dataset: ImageDataset, batch_size: int, count: int, seed: int,
 
 
 class Scorer:
-    """Scores genotype strings of one space with one estimator on one dataset."""
+    """Scores genotype strings of one space with one estimator (or composite) on one dataset."""
 
     def __init__(
         self, config: ScoringSettings, dataset: ImageDataset | None = None, device: str | torch.device = "cpu"
@@ -54,13 +59,25 @@ class Scorer:
         self.config = config
         self.device = torch.device(device)
         self.space = search_spaces.get(config.space)
-        self.estimator = estimators.get(config.estimator, **config.estimator_settings)
+        #: A composite's parts (None for a single estimator); their normalisation may be unset
+        #: while the calibration sample is scored part by part (``score_parts``).
+        self.parts: list[Part] | None = None
+        self.estimator: Estimator | None = None  # a single estimator (None for a composite)
+        self._composite_groups: list[list[tuple[str, Estimator]]] = []
+        if is_composite(config.estimator):
+            self.parts = parts_from_settings(config.estimator, config.estimator_settings)
+            members = {p.name: estimators.get(p.name, **p.settings) for p in self.parts}
+            self._composite_groups = _share_passes(members)
+            self.num_batches = max(m.num_batches for m in members.values())
+        else:
+            self.estimator = estimators.get(config.estimator, **config.estimator_settings)
+            self.num_batches = self.estimator.num_batches
         self.dataset = dataset or load_dataset(config.dataset, split="train", data_dir=config.data_dir)
         self.build_options = dict(self.space.proxy_options() if config.build_options is None else config.build_options)
         self._fixed = self._draw(None) if config.batch_policy == "fixed" else None
 
     def _draw(self, eval_id: int | None) -> list[Batch]:
-        return fixed_batches(self.dataset, self.config.batch_size, self.estimator.num_batches, self.config.seed,
+        return fixed_batches(self.dataset, self.config.batch_size, self.num_batches, self.config.seed,
                              eval_id, self.device)
 
     def batches(self, eval_id: int) -> list[Batch]:
@@ -74,17 +91,44 @@ class Scorer:
         with seeded_rng(init_seed(self.config.seed, key), self.device):
             return build_model(self.space, graph, self.dataset.num_classes, self.build_options, self.device), key
 
-    def score(self, genotype: str, eval_id: int = 0) -> EstimatorResult:
-        """Score one genotype string; failures come back as a failed result, never raise.
+    def score_parts(self, genotype: str, eval_id: int = 0) -> tuple[str, dict[str, EstimatorResult]]:
+        """The canonical key and every estimator's own result, each as if it scored the cell alone.
 
-        The estimator runs on the same seeded RNG stream as the weight init, so an
-        estimator that draws random numbers (zen's perturbation) is reproducible too.
+        Each group of estimators runs on the cell's model built on a freshly seeded torch RNG
+        stream, the stream the estimators then draw from too (zen's perturbation), so the
+        results are reproducible; a group of Sweetimator variants shares one backward pass.
         """
         graph = self.space.from_str(genotype)
         key = self.space.canonical_key(graph)
-        with seeded_rng(init_seed(self.config.seed, key), self.device):
-            model = build_model(self.space, graph, self.dataset.num_classes, self.build_options, self.device)
-            model.train()
-            result = self.estimator.evaluate(model, self.batches(eval_id), self.space.depth_units(model))
+        batches = self.batches(eval_id)
+        results = {}
+        groups = self._composite_groups if self.estimator is None else [[(self.config.estimator, self.estimator)]]
+        for group in groups:
+            with seeded_rng(init_seed(self.config.seed, key), self.device), shared_pass():
+                model = build_model(self.space, graph, self.dataset.num_classes, self.build_options, self.device)
+                model.train()
+                units = self.space.depth_units(model)
+                for name, est in group:
+                    results[name] = est.evaluate(model, batches[:est.num_batches], units)
+        return key, results
+
+    def score(self, genotype: str, eval_id: int = 0) -> EstimatorResult:
+        """Score one genotype string; failures come back as a failed result, never raise."""
+        start = time.perf_counter()
+        key, results = self.score_parts(genotype, eval_id)
+        if self.parts is None:
+            [result] = results.values()
+        else:
+            result = combine(self.parts, results, time.perf_counter() - start)
         result.extra["key"] = key
         return result
+
+
+def _share_passes(members: dict[str, Estimator]) -> list[list[tuple[str, Estimator]]]:
+    """Estimators grouped so each group runs on one network: Sweetimator variants with equal settings
+    together (their gradients are the same), every other estimator on its own network."""
+    groups: dict[Any, list[tuple[str, Estimator]]] = {}
+    for name, est in members.items():
+        shared = ("sweet", repr(sorted(est.settings().items()))) if shares_pass(est) else ("alone", name)
+        groups.setdefault(shared, []).append((name, est))
+    return list(groups.values())
