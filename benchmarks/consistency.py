@@ -44,8 +44,8 @@ import torch
 import estimators
 import estimators.sweet as sweet
 import search_spaces
-from evonas import correlate as corr
-from evonas.correlate.report import json_safe
+from evonas import correlating as corr
+from evonas.correlating.report import json_safe
 from evonas.data import load_dataset
 from evonas.execution import make_executor
 from evonas.scoring import (

@@ -152,7 +152,7 @@ def ndcg(scores: np.ndarray, truth: np.ndarray, k: int = NDCG_K) -> float:
 
 def metrics(scores: np.ndarray, truth: np.ndarray, failed_last: bool) -> dict[str, float]:
     """rho, tau, top-10% precision and nDCG@100; failed cells excluded or tied below every score."""
-    from evonas.correlate.stats import kendall, spearman, top_precision
+    from evonas.correlating.stats import kendall, spearman, top_precision
 
     s = scores.copy()
     if failed_last and np.isfinite(s).any():

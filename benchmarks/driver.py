@@ -40,7 +40,7 @@ import ray
 from estimators.base import EstimatorResult
 from evonas import runs
 from evonas.execution import LocalExecutor, RayExecutor, RaySession
-from evonas.search import board, start_search
+from evonas.searching import board, start_search
 from evonas.settings import ScoringSettings, SearchSettings
 
 ROOT = Path(__file__).resolve().parents[1]

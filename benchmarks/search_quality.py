@@ -26,7 +26,7 @@ import torch
 import search_spaces
 from evonas.errors import EvonasError
 from evonas.runs import RunRecord
-from evonas.search import resume_search, start_search
+from evonas.searching import resume_search, start_search
 from evonas.settings import SearchSettings
 
 PUBLISHED_REA = (93.92, 0.30)  # NAS-Bench-201 paper, REA with real training, CIFAR-10 test

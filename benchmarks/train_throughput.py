@@ -1,4 +1,4 @@
-"""Training throughput: our loop (evonas.train.Trainer) against a minimal plain PyTorch loop.
+"""Training throughput: our loop (evonas.training.Trainer) against a minimal plain PyTorch loop.
 
 Both train identical copies of the same model (an NB-201 cell at the 200E recipe's C=16, N=5)
 with the same SGD settings on batches from the same ``iterate_batches`` (random crop + flip),
@@ -27,7 +27,7 @@ import torch.nn.functional as F
 import search_spaces
 from evonas.data import iterate_batches, load_dataset
 from evonas.recipes import resolve_recipe
-from evonas.train import Trainer, select_device
+from evonas.training import Trainer, select_device
 
 CELL = "|nor_conv_3x3~0|+|nor_conv_3x3~0|skip_connect~1|+|skip_connect~0|nor_conv_3x3~1|skip_connect~2|"
 HERE = Path(__file__).resolve().parent

@@ -15,18 +15,18 @@ from typing import Any, Callable, Sequence, TypeVar, Union
 from torch import nn
 
 import search_spaces
-from evonas import correlate as correlating
+from evonas import correlating
 from evonas.drawing import draw_genotype
 from evonas.errors import EvonasError
-from evonas.export import export_trained
+from evonas.exporting import export_trained
 from evonas.progress import SearchBar, training
 from evonas.recipes import default_recipe
-from evonas.report import write_report
+from evonas.reporting import write_report
 from evonas.runs import RunRecord
-from evonas.search import Progress, resume_search, start_search
+from evonas.searching import Progress, resume_search, start_search
 from evonas.scoring import parse_estimators
 from evonas.settings import ScoringSettings, SearchSettings
-from evonas.train import train_genotype, train_top
+from evonas.training import train_genotype, train_top
 from evonas.user_errors import USER_ERRORS
 
 ProgressArg = Union[bool, Callable[[Progress], None]]

@@ -51,7 +51,7 @@ class SearchBar:
             self.calib = self.bar.add_task("calibrating interval", total=total, best="-", rate="-", hits="-")
         self.bar.update(self.calib, completed=done)
 
-    def update(self, p: Any) -> None:  # p: evonas.search.Progress
+    def update(self, p: Any) -> None:  # p: evonas.searching.Progress
         fields = {"best": f"{p.best:.6g}" if p.best is not None else "-", "rate": f"{p.rate:.2f}",
                   "hits": f"{p.cache_hit_rate:.0%}"}
         if self.task is None:

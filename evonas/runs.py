@@ -7,12 +7,16 @@ Layout::
       history.jsonl     one line per finished evaluation (the source of truth)
       checkpoint.json   evolution state every K evaluations and on Ctrl-C (atomic replace)
       best.json         best cell and top-k so far (atomic replace)
-      tb/               TensorBoard (written by the search, see ``evonas.search.board``)
-      train/            trainings of the run's best cells
+      latency_table.json  the latency lookup table the search predicted with (latency costs only)
+      front.png         the Pareto front (searches with cost objectives)
+      tb/               TensorBoard (written by the search, see ``evonas.searching.board``)
+      training/            trainings of the run's best cells
 
-History lines are appended, flushed and fsync'ed one by one, and the checkpoint records
-how many lines it covers, so a resume rebuilds the exact state from the checkpoint plus
-the lines written after it. A torn last line (killed mid-write) is cut off on resume.
+History lines reach the kernel one by one as they are appended (so killing the process loses
+none) and are fsync'ed in groups (see ``HistoryWriter``); the checkpoint is written only after
+a sync and records how many lines it covers, so a resume rebuilds the exact state from the
+checkpoint plus the lines that survived after it. A torn last line (killed mid-write) is cut
+off on resume.
 Counts and the top cells are computed one way, by ``Tally``, for ``best.json``, ``evonas
 show`` and training alike. No torch and no Ray here.
 """
@@ -23,6 +27,7 @@ import json
 import math
 import os
 import platform
+import threading
 import time
 from dataclasses import dataclass
 from importlib import metadata
@@ -38,6 +43,10 @@ CHECKPOINT = "checkpoint.json"
 BEST = "best.json"
 TENSORBOARD = "tb"
 TRAIN = "train"
+LATENCY_TABLE = "latency_table.json"
+FRONT_PLOT = "front.png"
+#: Longest wait, in seconds, between a history line's append and its fsync (0: fsync every line).
+SYNC_INTERVAL_S = 0.2
 VERSIONED = ("torch", "deap", "ray", "numpy", "networkx", "evonas")
 
 
@@ -69,7 +78,7 @@ def write_atomic(path: Path, data: dict[str, Any]) -> None:
     """Replace ``path`` with ``data`` as JSON so readers see the old or the new file, never half."""
     tmp = path.with_name(path.name + ".tmp")
     with open(tmp, "w") as fh:
-        json.dump(data, fh, sort_keys=True)
+        fh.write(json.dumps(data, sort_keys=True))  # one C-encoded string: json.dump encodes in Python
         fh.flush()
         os.fsync(fh.fileno())
     os.replace(tmp, path)
@@ -103,19 +112,32 @@ def _is_scored(record: dict[str, Any]) -> bool:
     return record.get("status") == "ok" and isinstance(score, (int, float)) and math.isfinite(score)
 
 
+def dominates(a: tuple[float, ...], b: tuple[float, ...]) -> bool:
+    """``a`` is no worse than ``b`` in every objective and better in one (all minimised)."""
+    return all(x <= y for x, y in zip(a, b)) and any(x < y for x, y in zip(a, b))
+
+
 class Tally:
-    """Counters and the best distinct cells of a run, fed one history record at a time.
+    """Counters, the best distinct cells and (with cost objectives) the Pareto front of a run.
 
     The top list keeps, per canonical key, the best score that key reached (the earliest
-    on a tie) and ranks keys by it, earliest first on ties.
+    on a tie) and ranks keys by it, earliest first on ties. Infeasible children (over a
+    constraint, never scored) are counted apart: they are no evaluations. The front holds the
+    distinct scored cells that no other beats in the score and every cost of ``front_costs``.
     """
 
-    def __init__(self, higher_is_better: bool = True) -> None:
+    def __init__(self, higher_is_better: bool = True, front_costs: tuple[str, ...] = ()) -> None:
         self.higher_is_better = higher_is_better
-        self.evaluations = self.failed = self.cache_hits = 0
+        self.front_costs = tuple(front_costs)
+        self.evaluations = self.failed = self.cache_hits = self.infeasible = self.lines = 0
         self._best: dict[str, tuple[float, int, dict[str, Any]]] = {}
+        self._front: dict[str, tuple[tuple[float, ...], dict[str, Any]]] = {}
 
     def add(self, record: dict[str, Any]) -> None:
+        self.lines += 1
+        if record.get("status") == "infeasible":
+            self.infeasible += 1
+            return
         position = self.evaluations
         self.evaluations += 1
         self.cache_hits += bool(record.get("cache_hit"))
@@ -127,7 +149,22 @@ class Tally:
         held = self._best.get(record["key"])
         if held is None or score > held[0]:
             entry = {"id": record["id"], "genotype": record["genotype"], "key": record["key"], "score": record["score"]}
+            if "costs" in record:
+                entry["costs"] = record["costs"]
             self._best[record["key"]] = (score, position, entry)
+            self._update_front(score, entry)
+
+    def _update_front(self, score: float, entry: dict[str, Any]) -> None:
+        """Insert a new (or newly improved) distinct cell into the front if nothing dominates it."""
+        costs = entry.get("costs")
+        if not self.front_costs or not isinstance(costs, dict) or not set(self.front_costs) <= costs.keys():
+            return
+        point = (-score, *(float(costs[name]) for name in self.front_costs))
+        self._front.pop(entry["key"], None)
+        if any(dominates(other, point) for other, _ in self._front.values()):
+            return
+        self._front = {k: held for k, held in self._front.items() if not dominates(point, held[0])}
+        self._front[entry["key"]] = (point, entry)
 
     def extend(self, records: Iterable[dict[str, Any]]) -> "Tally":
         for record in records:
@@ -139,6 +176,18 @@ class Tally:
         ranked = sorted(self._best.values(), key=lambda held: (-held[0], held[1]))
         return [entry for _, _, entry in ranked[:k]]
 
+    def cells(self) -> list[dict[str, Any]]:
+        """Every distinct scored cell (its best record), in the order those records came."""
+        return [entry for _, _, entry in sorted(self._best.values(), key=lambda held: held[1])]
+
+    def front(self) -> list[dict[str, Any]]:
+        """The Pareto front's cells (``{id, genotype, key, score, costs}``), cheapest first."""
+        return [entry for _, entry in sorted(self._front.values(), key=lambda held: (held[0][1:], held[0][0]))]
+
+    def front_points(self) -> list[tuple[float, ...]]:
+        """The front as minimised objective vectors: (-score or score, *costs)."""
+        return [point for point, _ in self._front.values()]
+
     @property
     def cache_hit_rate(self) -> float:
         return self.cache_hits / self.evaluations if self.evaluations else 0.0
@@ -146,11 +195,66 @@ class Tally:
     def summary(self, budget: int | None, top_k: int, elapsed: float, complete: bool) -> dict[str, Any]:
         """What ``best.json`` holds (and ``evonas show`` prints)."""
         top = self.top(top_k)
-        return {
+        summary = {
             "complete": complete, "evaluations": self.evaluations, "budget": budget, "failed": self.failed,
             "cache_hits": self.cache_hits, "cache_hit_rate": self.cache_hit_rate, "elapsed": elapsed,
-            "best": top[0] if top else None, "top": top,
+            "best": top[0] if top else None, "top": top, "infeasible": self.infeasible,
         }
+        if self.front_costs:
+            summary["front"] = self.front()
+            summary["front_objectives"] = list(self.front_costs)
+        return summary
+
+
+class HistoryWriter:
+    """Appends history lines and fsyncs them in groups: one fsync per ``interval`` instead of per line.
+
+    Each line is handed to the kernel with one ``write`` as it is appended, so killing this
+    process (even with kill -9) loses none; only a machine crash can lose lines appended since
+    the last fsync. A background thread fsyncs every ``interval`` seconds while lines are
+    waiting, and ``sync()`` does it at once: the search calls it before every checkpoint, so a
+    checkpoint never covers a line that is not on disk. Lines lost in a crash were never
+    counted by a checkpoint, and a resume simply proposes and scores again.
+    """
+
+    def __init__(self, path: Path, interval: float = SYNC_INTERVAL_S) -> None:
+        self._fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        self.interval = interval
+        self.written = self.durable = 0  # lines appended / lines known to be on disk
+        self._lock = threading.Lock()  # one fsync at a time, and ``durable`` never runs ahead
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        if interval > 0:
+            self._thread = threading.Thread(target=self._sync_periodically, name="evonas-history-sync", daemon=True)
+            self._thread.start()
+
+    def append(self, line: str) -> None:
+        data = memoryview(line.encode())
+        while data:
+            data = data[os.write(self._fd, data):]
+        self.written += 1
+        if self._thread is None:
+            self.sync()
+
+    def sync(self) -> None:
+        """Make every line appended so far durable (one fsync for all of them)."""
+        with self._lock:
+            target = self.written
+            if target > self.durable:
+                os.fsync(self._fd)
+                self.durable = target
+
+    def _sync_periodically(self) -> None:
+        while not self._stop.wait(self.interval):
+            if self.written > self.durable:
+                self.sync()
+
+    def close(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join()
+        self.sync()
+        os.close(self._fd)
 
 
 @dataclass(frozen=True)
@@ -168,7 +272,7 @@ class RunRecord:
 
     def __init__(self, path: str | os.PathLike) -> None:
         self.path = Path(path)
-        self._history_fh: Any = None
+        self._history: HistoryWriter | None = None
 
     @property
     def config_path(self) -> Path:
@@ -193,6 +297,14 @@ class RunRecord:
     @property
     def train_dir(self) -> Path:
         return self.path / TRAIN
+
+    @property
+    def latency_table_path(self) -> Path:
+        return self.path / LATENCY_TABLE
+
+    @property
+    def front_plot_path(self) -> Path:
+        return self.path / FRONT_PLOT
 
     # ---- creation / opening -------------------------------------------------------
     @classmethod
@@ -247,12 +359,16 @@ class RunRecord:
 
     # ---- history ------------------------------------------------------------------
     def append_history(self, record: dict[str, Any]) -> None:
-        """Append one evaluation durably (flush + fsync) before anything acts on it."""
-        if self._history_fh is None:
-            self._history_fh = open(self.history_path, "a")
-        self._history_fh.write(json.dumps(record, sort_keys=True) + "\n")
-        self._history_fh.flush()
-        os.fsync(self._history_fh.fileno())
+        """Append one evaluation before anything acts on it; it is on disk after the next ``sync``
+        (at most ``SYNC_INTERVAL_S`` later), and survives a kill of this process at once."""
+        if self._history is None:
+            self._history = HistoryWriter(self.history_path, SYNC_INTERVAL_S)
+        self._history.append(json.dumps(record, sort_keys=True) + "\n")
+
+    def sync(self) -> None:
+        """Put every appended history line on disk; call it before anything that counts them."""
+        if self._history is not None:
+            self._history.sync()
 
     def read_history(self, repair: bool = False) -> list[dict[str, Any]]:
         """All complete history lines; with ``repair`` a torn last line is cut off the file."""
@@ -273,15 +389,16 @@ class RunRecord:
         return records
 
     def tally(self, higher_is_better: bool | None = None) -> Tally:
-        """Counters and top cells of the whole history as it stands."""
+        """Counters, top cells and front of the whole history as it stands."""
+        recorded = self.settings()
         if higher_is_better is None:
-            higher_is_better = self.settings().higher_is_better
-        return Tally(higher_is_better).extend(self.read_history())
+            higher_is_better = recorded.higher_is_better
+        return Tally(higher_is_better, recorded.search.cost_objectives).extend(self.read_history())
 
     def close(self) -> None:
-        if self._history_fh is not None:
-            self._history_fh.close()
-            self._history_fh = None
+        if self._history is not None:
+            self._history.close()
+            self._history = None
 
     # ---- checkpoint and best ------------------------------------------------------
     def write_checkpoint(self, state: dict[str, Any]) -> None:
@@ -300,6 +417,13 @@ class RunRecord:
             raise EvonasError(f"checkpoint {self.checkpoint_path} is not an evonas search checkpoint")
         return data
 
+    def write_latency_table(self, data: dict[str, Any]) -> None:
+        """Keep the table a search predicts with, so its resume predicts exactly the same."""
+        write_atomic(self.latency_table_path, data)
+
+    def read_latency_table(self) -> dict[str, Any]:
+        return load_json(self.latency_table_path)
+
     def write_best(self, data: dict[str, Any]) -> None:
         write_atomic(self.best_path, data)
 
@@ -312,7 +436,7 @@ class RunRecord:
         recorded = self.settings()
         search = recorded.search
         history = self.read_history()
-        tally = Tally(recorded.higher_is_better).extend(history)
+        tally = Tally(recorded.higher_is_better, search.cost_objectives).extend(history)
         elapsed = history[-1].get("t", 0.0) if history else 0.0
         best_file = self.read_best() or {}
         done = tally.evaluations

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
@@ -32,6 +33,65 @@ DEFAULT_ESTIMATOR = "sweet"
 DEFAULT_CALIBRATION_ARCHS = 100
 BATCH_POLICIES = ("fixed", "fresh")
 EXECUTOR_KINDS = ("local", "ray")
+#: Costs of a cell (see ``evonas.costs``), always minimised, in the unit each is stored in.
+COSTS: dict[str, str] = {"params": "M", "flops": "M", "latency": "ms"}
+ALGORITHMS = ("aging", "nsga2")
+DEFAULT_LATENCY_DEVICE = "cpu"
+DEFAULT_LATENCY_BATCH = 1
+DEFAULT_LATENCY_THREADS = 1
+#: How repeats of one timing become one number: the median (default), or the minimum, which other
+#: processes on a busy machine disturb much less.
+LATENCY_STATISTICS = ("median", "min")
+_COUNT_UNITS = {"k": 1e-3, "m": 1.0, "g": 1e3}  # to millions
+_TIME_UNITS = {"us": 1e-3, "µs": 1e-3, "ms": 1.0, "s": 1e3}  # to milliseconds
+_QUANTITY = re.compile(r"^\s*([0-9]*\.?[0-9]+(?:e[+-]?[0-9]+)?)\s*([a-zµ]*)\s*$", re.IGNORECASE)
+
+
+def parse_cost(cost: str, text: str | float, flag: str | None = None) -> float:
+    """``1.0M``/``500K`` (params, flops) or ``2.5ms``/``800us`` (latency) in the cost's stored unit.
+
+    Units are required: a bare ``1.0`` could mean one parameter or a million, and a
+    constraint in the wrong unit would silently exclude everything or nothing.
+    """
+    flag = flag or f"--max-{cost}"
+    if cost not in COSTS:
+        raise EvonasError(f"unknown cost {cost!r}; costs are {', '.join(COSTS)}")
+    example = "2.5ms or 800us" if cost == "latency" else "1.0M or 500K"
+    match = _QUANTITY.match(str(text))
+    units = _TIME_UNITS if cost == "latency" else _COUNT_UNITS
+    factor = units.get(match.group(2).lower()) if match else None
+    if match is None or factor is None:
+        raise EvonasError(f"{flag} takes a {'time' if cost == 'latency' else 'count'} with its unit, "
+                          f"like {example}, not {text!r}")
+    value = float(match.group(1)) * factor
+    if not (value > 0 and math.isfinite(value)):
+        raise EvonasError(f"{flag} must be positive, not {text!r}")
+    return value
+
+
+def format_cost(cost: str, value: float) -> str:
+    """A stored cost as people write it (``0.73M``, ``2.41ms``)."""
+    return f"{value:.4g}{COSTS.get(cost, '')}"
+
+
+def parse_objectives(text: str) -> tuple[str, ...]:
+    """``sweet,params`` -> ("sweet", "params"): names in order, no repeats."""
+    names = tuple(dict.fromkeys(n.strip() for n in text.split(",") if n.strip()))
+    if not names:
+        raise EvonasError("--objectives needs names, like sweet,params")
+    return names
+
+
+def check_latency(device: str, batch_size: int, threads: int, statistic: str = LATENCY_STATISTICS[0]) -> None:
+    """The latency-measurement flags on their own (whether the device exists is checked when measuring)."""
+    if not re.fullmatch(r"cpu|cuda(:[0-9]+)?", device):
+        raise EvonasError(f"--latency-device must be cpu or cuda[:N], not {device!r}")
+    if batch_size < 1:
+        raise EvonasError(f"--latency-batch-size must be at least 1, not {batch_size}")
+    if threads < 1:
+        raise EvonasError(f"--latency-threads must be at least 1, not {threads}")
+    if statistic not in LATENCY_STATISTICS:
+        raise EvonasError(f"--latency-statistic must be one of {', '.join(LATENCY_STATISTICS)}, not {statistic!r}")
 
 
 def check_batch_policy(policy: str) -> None:
@@ -105,6 +165,27 @@ class SearchSettings:
     workers: int | None = None  # None: 1 in process, or the Ray executor's default pool
     gpus_per_worker: float | None = None
     address: str | None = None
+    ship_data: bool = False  # send the driver's dataset to Ray nodes through the object store
+    #: Upper bounds on costs in their stored units (``COSTS``); a cell over one is never scored.
+    constraints: dict[str, float] = field(default_factory=dict)
+    #: The estimator plus costs to optimise together; None: the estimator alone.
+    objectives: tuple[str, ...] | None = None
+    algorithm: str | None = None  # None: aging for one objective, nsga2 for several
+    latency_device: str = DEFAULT_LATENCY_DEVICE
+    latency_batch_size: int = DEFAULT_LATENCY_BATCH
+    latency_threads: int = DEFAULT_LATENCY_THREADS
+    latency_statistic: str = LATENCY_STATISTICS[0]
+
+    @property
+    def cost_objectives(self) -> tuple[str, ...]:
+        """The costs among the objectives, in the order given."""
+        return tuple(name for name in self.objectives or () if name in COSTS)
+
+    @property
+    def costs_needed(self) -> tuple[str, ...]:
+        """Every cost the search computes (constrained or optimised), in ``COSTS`` order."""
+        wanted = set(self.constraints) | set(self.cost_objectives)
+        return tuple(name for name in COSTS if name in wanted)
 
     def resolved(self) -> "SearchSettings":
         """A copy with space defaults filled in and every setting checked (EvonasError if bad)."""
@@ -116,6 +197,21 @@ class SearchSettings:
             cfg.executor = "ray" if ((cfg.workers or 1) > 1 or cfg.address) else "local"
         if cfg.interval is not None:
             cfg.interval = (float(cfg.interval[0]), float(cfg.interval[1]))
+        cfg.constraints = {name: float(value) for name, value in cfg.constraints.items()}
+        if cfg.objectives is not None:
+            cfg.objectives = tuple(cfg.objectives)
+            scored = [name for name in cfg.objectives if name not in COSTS]
+            if len(scored) > 1:
+                raise EvonasError(f"--objectives holds one estimator plus costs ({', '.join(COSTS)}); "
+                                  f"{' and '.join(map(repr, scored))} are not both possible (unknown objective?)")
+            if not scored:
+                raise EvonasError(f"--objectives needs one estimator besides the costs, like sweet,{cfg.objectives[0]}")
+            if cfg.estimator != scored[0] and cfg.estimator != DEFAULT_ESTIMATOR:
+                raise EvonasError(f"--objectives scores with {scored[0]!r} but --estimator says {cfg.estimator!r}; "
+                                  "give one of them")
+            cfg.estimator = scored[0]
+        if cfg.algorithm is None:
+            cfg.algorithm = "nsga2" if len(cfg.objectives or ()) > 1 else "aging"
         cfg.validate()
         return cfg
 
@@ -148,6 +244,23 @@ class SearchSettings:
         check_executor(self.executor, self.workers, self.gpus_per_worker, self.address)
         if self.top_k < 1:
             raise EvonasError(f"--top-k must be at least 1, not {self.top_k}")
+        self._validate_objectives()
+
+    def _validate_objectives(self) -> None:
+        """Constraints, objectives, algorithm and latency settings (hardware-aware search)."""
+        for name, limit in self.constraints.items():
+            if name not in COSTS:
+                raise EvonasError(f"unknown constraint {name!r}; constraints are on {', '.join(COSTS)}")
+            if not (limit > 0 and math.isfinite(limit)):
+                raise EvonasError(f"--max-{name} must be positive, not {limit}")
+        if self.algorithm not in ALGORITHMS:
+            raise EvonasError(f"--algorithm must be one of {', '.join(ALGORITHMS)}, not {self.algorithm!r}")
+        count = len(self.objectives or ())
+        if self.algorithm == "nsga2" and count < 2:
+            raise EvonasError("--algorithm nsga2 needs at least two --objectives, like sweet,params")
+        if self.algorithm == "aging" and count > 1:
+            raise EvonasError("several --objectives need --algorithm nsga2 (aging evolution optimises one)")
+        check_latency(self.latency_device, self.latency_batch_size, self.latency_threads, self.latency_statistic)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -157,8 +270,9 @@ class SearchSettings:
         """Read recorded settings; unknown keys are ignored so older runs stay readable."""
         known = {f.name for f in fields(cls)}
         values = {k: v for k, v in data.items() if k in known}
-        if values.get("interval") is not None:
-            values["interval"] = tuple(values["interval"])
+        for name in ("interval", "objectives"):
+            if values.get(name) is not None:
+                values[name] = tuple(values[name])
         return cls(**values)
 
 

@@ -15,9 +15,9 @@ import torch
 
 from cli_helpers import run_cli
 from evonas.runs import RunRecord
-from evonas.search import resume_search, start_search
+from evonas.searching import resume_search, start_search
 from evonas.settings import SearchSettings
-from evonas.train import train_genotype
+from evonas.training import train_genotype
 
 DATA = Path(__file__).parent / "data"
 GOLDEN = json.loads((DATA / "golden_v0_1_0.json").read_text())

@@ -6,10 +6,10 @@ from dataclasses import replace
 
 import pytest
 
-from evonas.search.cache import ScoreCache, scoring_fingerprint
+from evonas.searching.cache import ScoreCache, scoring_fingerprint
 from evonas.settings import SearchSettings
 from evonas.settings import ScoringSettings
-from evonas.search import start_search
+from evonas.searching import start_search
 from search_fakes import FakeScorer, fake_score, local_fake
 
 BASE = ScoringSettings(space="nb201", estimator="sweet", estimator_settings={"interval": [1e-4, 5e-4]})

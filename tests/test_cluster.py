@@ -32,7 +32,7 @@ from evonas.execution import RayExecutor
 from evonas.execution.ray_session import RAY_ENV, stay_on_loopback
 from evonas.runs import RunRecord
 from evonas.scoring import Scorer
-from evonas.search import start_search
+from evonas.searching import start_search
 from evonas.settings import ScoringSettings, SearchSettings
 
 pytestmark = pytest.mark.timeout(240)

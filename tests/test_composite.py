@@ -19,8 +19,8 @@ from estimators.base import Estimator, EstimatorError, EstimatorResult
 from evonas.errors import EvonasError
 from evonas.scoring import Scorer, calibration_archs, estimator_class, parse_estimators, resolve_scoring
 from evonas.scoring.composite import Normalisation, combine, parse_composite, parts_from_settings
-from evonas.search import resume_search, start_search
-from evonas.search.cache import scoring_fingerprint
+from evonas.searching import resume_search, start_search
+from evonas.searching.cache import scoring_fingerprint
 from evonas.settings import ScoringSettings, SearchSettings
 from test_calibration import ToySpace
 

@@ -17,7 +17,7 @@ import estimators
 import search_spaces
 from cli_helpers import run_cli
 from estimators.base import Estimator
-from evonas import correlate as corr
+from evonas import correlating as corr
 from evonas.errors import EvonasError
 from evonas.scoring import resolve as scoring_resolve
 from search_spaces import GenotypeError

@@ -10,9 +10,9 @@ import pytest
 import search_spaces
 from evonas.settings import SearchSettings
 from evonas.errors import EvonasError
-from evonas.search.evolution import AgingEvolution
-from evonas.search import driver as search_driver
-from evonas.search import start_search
+from evonas.searching.evolution import AgingEvolution
+from evonas.searching import driver as search_driver
+from evonas.searching import start_search
 from search_fakes import FakeScorer, ShuffledExecutor, fake_score, local_fake
 
 

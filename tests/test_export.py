@@ -14,11 +14,11 @@ import pytest
 import torch
 
 import search_spaces
-from evonas import export
+from evonas import exporting as export
 from evonas.data import load_dataset, normalize
 from evonas.errors import EvonasError
-from evonas.export import FORMATS, TOLERANCE, export_trained
-from evonas.train import train_genotype
+from evonas.exporting import FORMATS, TOLERANCE, export_trained
+from evonas.training import train_genotype
 
 NB201 = "|nor_conv_3x3~0|+|nor_conv_3x3~0|none~1|+|skip_connect~0|nor_conv_1x1~1|avg_pool_3x3~2|"
 DARTS = ("normal=sep3~0,skip~1|dil3~0,max3~2|avg3~1,sep5~3|skip~0,dil5~4;"

@@ -15,9 +15,9 @@ import search_spaces
 from evonas.recipes import resolve_recipe
 from evonas.scoring import Scorer
 from evonas.settings import ScoringSettings
-from evonas.train import train_genotype
-from evonas.train.genotype import CHECKPOINT
-from evonas.train.trainer import Trainer
+from evonas.training import train_genotype
+from evonas.training.genotype import CHECKPOINT
+from evonas.training.trainer import Trainer
 
 pytestmark = [
     pytest.mark.gpu,

@@ -12,7 +12,7 @@ from search_fakes import ShuffledExecutor
 
 from evonas import runs
 from evonas.runs import HistoryWriter, RunRecord
-from evonas.search import resume_search, start_search
+from evonas.searching import resume_search, start_search
 from evonas.settings import SearchSettings
 
 CFG = SearchSettings(space="nb201", estimator="params", budget=40, population=6, sample=2, seed=1, checkpoint_every=5)

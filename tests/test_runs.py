@@ -9,7 +9,7 @@ import pytest
 from evonas.settings import SearchSettings
 from evonas.errors import EvonasError
 from evonas.runs import RunRecord, Tally, write_atomic
-from evonas.search import resume_search, start_search
+from evonas.searching import resume_search, start_search
 from search_fakes import FakeScorer, ShuffledExecutor, local_fake
 
 CFG = SearchSettings(space="nb201", estimator="params", budget=40, population=6, sample=2, seed=1, checkpoint_every=5)

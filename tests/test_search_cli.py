@@ -17,7 +17,7 @@ import pytest
 import estimators
 from cli_helpers import assert_one_line_error, run_cli
 from evonas.settings import SearchSettings
-from evonas.search import start_search
+from evonas.searching import start_search
 
 ROOT = Path(__file__).resolve().parents[1]
 EVONAS = [sys.executable, "-m", "evonas.cli"]

@@ -10,9 +10,9 @@ import torch
 from evonas.data import ImageDataset, iterate_batches, load_dataset
 from evonas.errors import EvonasError
 from evonas.recipes import resolve_recipe
-from evonas.train import train_genotype
-from evonas.train.genotype import CHECKPOINT
-from evonas.train.trainer import NullProgress, Trainer
+from evonas.training import train_genotype
+from evonas.training.genotype import CHECKPOINT
+from evonas.training.trainer import NullProgress, Trainer
 from test_data import write_pickle
 
 GENO = "|nor_conv_1x1~0|+|none~0|none~1|+|skip_connect~0|none~1|none~2|"

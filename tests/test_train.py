@@ -11,9 +11,9 @@ import search_spaces
 from evonas import cli
 from evonas.errors import EvonasError
 from evonas.recipes import RECIPES, resolve_recipe
-from evonas.train import model_cost, top_genotypes, train_genotype, train_top
-from evonas.train.genotype import CHECKPOINT, RESULT
-from evonas.train.trainer import training_loss
+from evonas.training import model_cost, top_genotypes, train_genotype, train_top
+from evonas.training.genotype import CHECKPOINT, RESULT
+from evonas.training.trainer import training_loss
 
 GENO = "|nor_conv_3x3~0|+|nor_conv_3x3~0|skip_connect~1|+|skip_connect~0|nor_conv_3x3~1|skip_connect~2|"
 #: Tiny synthetic settings: the loop's mechanics, not its accuracy.
@@ -307,7 +307,7 @@ def test_resume_refuses_another_recipe(tmp_path) -> None:
 
 
 def test_cli_trains_a_run_top_and_search_train_top_chains(tmp_path, monkeypatch, capsys) -> None:
-    import evonas.train as train_module
+    import evonas.training as train_module
 
     run = _run_folder(tmp_path, ROWS, dataset="synthetic")
     tiny = ["--epochs", "1", "--channels", "4", "--layers", "1", "--train-images", "64", "--test-images", "32"]

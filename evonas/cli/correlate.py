@@ -31,7 +31,7 @@ def correlate_cmd(
     workers: Optional[int] = typer.Option(None, "--workers", min=1, help="Ray workers (default: one per CPU)."),
 ) -> None:
     """Rank consistency of estimators against true accuracy: Spearman, Kendall, top-10% precision."""
-    from evonas import correlate as corr
+    from evonas import correlating as corr
     from evonas.progress import counted
     from evonas.scoring import parse_estimators
 

@@ -18,7 +18,7 @@ def export_cmd(
     check_images: int = typer.Option(64, "--check-images", min=2, help="Test images on which the export must reproduce PyTorch's logits."),
 ) -> None:
     """Export a trained network (eval mode, no auxiliary head) to ONNX or TorchScript, checked on test images."""
-    from evonas.export import export_trained
+    from evonas.exporting import export_trained
 
     info = export_trained(train_dir, fmt, out=out, data_dir=data_dir, check_images=check_images)
     check = info["check"]

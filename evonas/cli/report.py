@@ -16,6 +16,6 @@ def report_cmd(
     truth: Optional[Path] = typer.Option(None, "--truth", help="Benchmark accuracy table (NB-201): add the top cells' true accuracies."),
 ) -> None:
     """Write one self-contained HTML page: settings, best-score curve, histogram, top cells with diagrams, trainings."""
-    from evonas.report import write_report
+    from evonas.reporting import write_report
 
     say(f"wrote {write_report(run_dir, out, truth)}")

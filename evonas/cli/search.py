@@ -13,7 +13,12 @@ from evonas.cli.app import app, console
 from evonas.cli.train import train_run_top
 from evonas.errors import EvonasError
 from evonas.settings import (
+    ALGORITHMS,
     BATCH_POLICIES,
+    COSTS,
+    DEFAULT_LATENCY_BATCH,
+    DEFAULT_LATENCY_DEVICE,
+    DEFAULT_LATENCY_THREADS,
     DEFAULT_BATCH_SIZE,
     DEFAULT_BUDGET,
     DEFAULT_CHECKPOINT_EVERY,
@@ -22,6 +27,9 @@ from evonas.settings import (
     DEFAULT_SPACE,
     DEFAULT_TOP_K,
     SPACE_DEFAULTS,
+    format_cost,
+    parse_cost,
+    parse_objectives,
 )
 
 _POPULATIONS = ", ".join(f"{p} {space}" for space, (p, _) in SPACE_DEFAULTS.items())
@@ -46,6 +54,7 @@ def search_cmd(
     workers: Optional[int] = typer.Option(None, "--workers", help="Scoring workers; more than 1 means Ray actors. (default: 1, or one per CPU/GPU with --executor ray)"),
     gpus_per_worker: Optional[float] = typer.Option(None, "--gpus-per-worker", help="GPUs per Ray actor, fractions allowed."),
     address: Optional[str] = typer.Option(None, "--address", help="Join a running Ray cluster (host:port or auto)."),
+    ship_data: bool = typer.Option(False, "--ship-data", help="Load the dataset here and send it to every Ray node through Ray's object store (for nodes without the data)."),
     run_dir: Optional[Path] = typer.Option(None, "--run-dir", help="Run folder. (default: RUNS_ROOT/<time>-<space>-<estimator>)"),
     runs_root: Optional[Path] = typer.Option(None, "--runs-root", help="Parent of new run folders. (default: runs)"),
     checkpoint_every: Optional[int] = typer.Option(None, "--checkpoint-every", help=f"Checkpoint every K evaluations. (default: {DEFAULT_CHECKPOINT_EVERY})"),
@@ -55,12 +64,21 @@ def search_cmd(
     resume: Optional[Path] = typer.Option(None, "--resume", help="Continue the run in this folder (after Ctrl-C or a kill)."),
     train_top: int = typer.Option(0, "--train-top", help="Then train the K best distinct cells with the published recipe into RUN/train/ (see `evonas train`)."),
     train_epochs: Optional[int] = typer.Option(None, "--train-epochs", help="With --train-top: epochs instead of the recipe's (quick runs)."),
+    max_params: Optional[str] = typer.Option(None, "--max-params", help="Only cells with at most this many parameters, e.g. 1.0M or 500K."),
+    max_flops: Optional[str] = typer.Option(None, "--max-flops", help="Only cells with at most this many FLOPs per image, e.g. 150M."),
+    max_latency: Optional[str] = typer.Option(None, "--max-latency", help="Only cells predicted at most this slow, e.g. 2.5ms (see `evonas latency`)."),
+    objectives: Optional[str] = typer.Option(None, "--objectives", help=f"The estimator plus costs ({', '.join(COSTS)}) to optimise together, e.g. sweet,params."),
+    algorithm: Optional[str] = typer.Option(None, "--algorithm", help=f"{' or '.join(ALGORITHMS)}. (default: aging for one objective, nsga2 for several)"),
+    latency_device: Optional[str] = typer.Option(None, "--latency-device", help=f"Device latency is measured on: cpu or cuda[:N]. (default: {DEFAULT_LATENCY_DEVICE})"),
+    latency_batch_size: Optional[int] = typer.Option(None, "--latency-batch-size", help=f"Images per timed forward pass. (default: {DEFAULT_LATENCY_BATCH})"),
+    latency_threads: Optional[int] = typer.Option(None, "--latency-threads", help=f"CPU threads while timing. (default: {DEFAULT_LATENCY_THREADS})"),
+    latency_statistic: Optional[str] = typer.Option(None, "--latency-statistic", help="median or min of the timing repeats (min: steadier on a busy machine). (default: median)"),
 ) -> None:
-    """Aging evolution scored by a zero-cost estimator; writes a resumable run folder."""
+    """Aging evolution (or NSGA-II over several objectives) scored by a zero-cost estimator; writes a resumable run folder."""
     import search_spaces
-    from evonas.cli.progress import SearchBar
+    from evonas.progress import SearchBar
     from evonas.runs import default_run_name
-    from evonas.search import resume_search, start_search
+    from evonas.searching import resume_search, start_search
     from evonas.settings import SearchSettings
 
     given = {
@@ -68,8 +86,15 @@ def search_cmd(
         "population": population, "sample": sample, "seed": seed, "dataset": dataset,
         "data_dir": str(data_dir) if data_dir else None, "batch_size": batch_size, "batch_policy": batch_policy,
         "interval": interval, "executor": executor, "workers": workers, "gpus_per_worker": gpus_per_worker,
-        "address": address, "checkpoint_every": checkpoint_every, "warmup": warmup, "top_k": top_k,
+        "address": address, "ship_data": ship_data or None, "checkpoint_every": checkpoint_every, "warmup": warmup, "top_k": top_k,
+        "algorithm": algorithm, "objectives": parse_objectives(objectives) if objectives is not None else None,
+        "latency_device": latency_device, "latency_batch_size": latency_batch_size, "latency_threads": latency_threads,
+        "latency_statistic": latency_statistic,
     }
+    limits = {"params": max_params, "flops": max_flops, "latency": max_latency}
+    constraints = {name: parse_cost(name, text) for name, text in limits.items() if text is not None}
+    if constraints:
+        given["constraints"] = constraints
     given = {k: v for k, v in given.items() if v is not None}
     target: Optional[Path] = resume
     signal.signal(signal.SIGTERM, _interrupt)  # `kill PID` stops as cleanly as Ctrl-C
@@ -119,7 +144,9 @@ def print_run(run_dir: Path, top_k: Optional[int], truth: Optional[Path]) -> Non
     budget = f"/{s['budget']}" if s["budget"] else ""
     console.print(f"run {s['run_dir']}: {search.get('space')} / {est.get('name')}"
                   + (f" interval [{interval[0]:g}, {interval[1]:g})" if interval else "")
-                  + f", P={search.get('population')} S={search.get('sample')} seed={search.get('seed')}", soft_wrap=True)
+                  + f", P={search.get('population')} S={search.get('sample')} seed={search.get('seed')}"
+                  + (f", {search.get('algorithm')} over {','.join(search['objectives'])}" if search.get("objectives") else ""),
+                  soft_wrap=True)
     console.print(f"{state}: {s['evaluations']}{budget} evaluations, {s['failed']} failed, "
                   f"cache hits {s['cache_hits']} ({s['cache_hit_rate']:.0%}), "
                   f"{s['elapsed']:.1f} s ({s['rate']:.2f} eval/s)", soft_wrap=True)
@@ -129,6 +156,9 @@ def print_run(run_dir: Path, top_k: Optional[int], truth: Optional[Path]) -> Non
         column = space.truth_column(search.get("dataset", DEFAULT_DATASET))
         table = space.benchmark(truth)
         accuracies = {r["genotype"]: table.accuracy(r["genotype"], column) for r in s["top"]}
+    if s.get("infeasible"):
+        limits = ", ".join(f"{name} <= {format_cost(name, v)}" for name, v in search.get("constraints", {}).items())
+        console.print(f"{s['infeasible']} children broke the constraints ({limits}) and were not scored", soft_wrap=True)
     table = Table("rank", "id", "score", *(["true acc"] if truth else []), title=f"top {len(s['top'])} cells")
     table.add_column("genotype", overflow="fold")
     for rank, rec in enumerate(s["top"], 1):
@@ -136,6 +166,40 @@ def print_run(run_dir: Path, top_k: Optional[int], truth: Optional[Path]) -> Non
         table.add_row(str(rank), str(rec["id"]), f"{rec['score']:.6g}",
                       *([f"{acc:.2f}" if acc is not None else "-"] if truth else []), rec["genotype"])
     console.print(table)
+    if "front" in s:
+        _print_front(s, truth, accuracies)
+
+
+def _print_front(s: dict, truth: Optional[Path], accuracies: dict[str, float | None]) -> None:
+    """The run's Pareto front, cheapest first (true accuracies with --truth)."""
+    import search_spaces
+
+    if truth is not None:
+        space = search_spaces.get(s["config"]["search"]["space"])
+        column = space.truth_column(s["config"]["search"].get("dataset", DEFAULT_DATASET))
+        bench = space.benchmark(truth)
+        accuracies = {r["genotype"]: bench.accuracy(r["genotype"], column) for r in s["front"]}
+    names = s["front_objectives"]
+    table = Table("id", "score", *names, *(["true acc"] if truth else []),
+                  title=f"Pareto front: {len(s['front'])} cells (score and {', '.join(names)})")
+    table.add_column("genotype", overflow="fold")
+    for rec in s["front"]:
+        acc = accuracies.get(rec["genotype"])
+        table.add_row(str(rec["id"]), f"{rec['score']:.6g}", *(format_cost(n, rec["costs"][n]) for n in names),
+                      *([f"{acc:.2f}" if acc is not None else "-"] if truth else []), rec["genotype"])
+    console.print(table)
+    plot = Path(s["run_dir"]) / "front.png"
+    if plot.exists():
+        console.print(f"front plot: {plot}", soft_wrap=True)
+    if truth is not None:
+        from evonas.runs import RunRecord
+        from evonas.searching.pareto import plot_front
+
+        cells = RunRecord.open(s["run_dir"]).tally().cells()
+        known = {c["genotype"]: bench.accuracy(c["genotype"], column) for c in cells}
+        truth_plot = Path(s["run_dir"]) / "front-truth.png"
+        plot_front(truth_plot, cells, s["front"], "score", names, truth={g: a for g, a in known.items() if a is not None})
+        console.print(f"front with true accuracies: {truth_plot}", soft_wrap=True)
 
 
 @app.command("show")

@@ -37,8 +37,8 @@ def print_train_results(results: list[dict[str, Any]]) -> None:
 
 def train_run_top(run_dir: Path, k: int, overrides: dict[str, Any], **options: Any) -> None:
     """Train a run's top ``k`` with progress output and the results table (train and search --train-top)."""
-    from evonas.cli.progress import training
-    from evonas.train import train_top
+    from evonas.progress import training
+    from evonas.training import train_top
 
     with training() as bars:
         def done(r: dict) -> None:
@@ -52,6 +52,8 @@ def train_run_top(run_dir: Path, k: int, overrides: dict[str, Any], **options: A
 def train_cmd(
     run_dir: Optional[Path] = typer.Argument(None, help="A search run folder: train its --top best genotypes into RUN_DIR/train/."),
     top: Optional[int] = typer.Option(None, "--top", help="With RUN_DIR: how many best distinct genotypes to train (default: 1)."),
+    front: bool = typer.Option(False, "--front", help="With RUN_DIR: train every cell of the run's Pareto front."),
+    pick: Optional[str] = typer.Option(None, "--pick", help='With RUN_DIR: train the best cell within cost bounds, e.g. "params<=1M".'),
     space: Optional[str] = typer.Option(None, "--space", help=f"Space of --genotype: {', '.join(RECIPES)}."),
     genotype: Optional[str] = typer.Option(None, "--genotype", help="Genotype string to train (with --space)."),
     out: Optional[Path] = typer.Option(None, "--out", help="Output folder for --genotype (default: runs/train/SPACE-KEYHASH)."),
@@ -77,9 +79,9 @@ def train_cmd(
     address: Optional[str] = typer.Option(None, "--address", help="With RUN_DIR: join this Ray cluster (HOST:PORT or auto); one GPU per task."),
     device: str = typer.Option("auto", "--device", help="auto, cpu or cuda[:N]."),
 ) -> None:
-    """Train a genotype (--space/--genotype) or a search run's best (RUN_DIR --top K) with the published recipe."""
-    from evonas.cli.progress import training
-    from evonas.train import train_genotype
+    """Train a genotype (--space/--genotype) or a search run's best (RUN_DIR --top K, --front, --pick) with the published recipe."""
+    from evonas.progress import training
+    from evonas.training import train_genotype
 
     overrides = {
         "epochs": epochs, "batch_size": batch_size, "lr": lr, "momentum": momentum, "nesterov": nesterov,
@@ -89,8 +91,11 @@ def train_cmd(
     }
     if (run_dir is None) == (genotype is None):
         raise EvonasError("give either a run folder (evonas train RUN_DIR --top K) or --space and --genotype")
-    if run_dir is None and (space is None or top is not None or workers is not None or address is not None):
-        raise EvonasError("--genotype needs --space; --top, --workers and --address go with a RUN_DIR")
+    if run_dir is None and (space is None or top is not None or workers is not None or address is not None
+                            or front or pick is not None):
+        raise EvonasError("--genotype needs --space; --top, --front, --pick, --workers and --address go with a RUN_DIR")
+    if sum([top is not None, front, pick is not None]) > 1:
+        raise EvonasError("choose one of --top K, --front and --pick BOUNDS")
     if run_dir is not None and (space is not None or out is not None):
         raise EvonasError("with a RUN_DIR the space comes from the run and the output goes to RUN_DIR/train/; drop --space/--out")
     if run_dir is None:
@@ -98,4 +103,5 @@ def train_cmd(
             results = [train_genotype(space, genotype, out, overrides, resume=resume, device=device, progress=bars)]
         print_train_results(results)
     else:
-        train_run_top(run_dir, top or 1, overrides, resume=resume, workers=workers, address=address, device=device)
+        train_run_top(run_dir, top or 1, overrides, resume=resume, workers=workers, address=address, device=device,
+                      front=front, pick=pick)

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any, Callable, Sequence
 
 import search_spaces
-from evonas.correlate.stats import summarize
+from evonas.correlating.stats import summarize
 from evonas.data import load_dataset
 from evonas.errors import EvonasError
 from evonas.execution import Executor, make_executor

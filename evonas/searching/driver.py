@@ -1,4 +1,4 @@
-"""The search driver: settings -> (space, estimator, executor) -> aging evolution -> run record.
+"""The search driver: settings -> (space, estimator, executor) -> aging evolution or NSGA-II -> run record.
 
 ``start_search`` and ``resume_search`` both return the run folder's path, so a caller
 (the CLI, the API, a later ``--train-top K`` step) can go on from the finished run.
@@ -10,29 +10,40 @@ evaluation). Each finished evaluation is appended to ``history.jsonl`` *before* 
 evolution state changes, and the checkpoint says how many history lines it covers, so a
 resume (even after kill -9) replays exactly the lines written after the checkpoint:
 no finished evaluation is lost or repeated, and jobs still in flight are submitted again.
+
+With constraints or cost objectives, each child's costs (``evonas.costs``) are computed before
+it is submitted. A child over a constraint gets an ``infeasible`` history line and is neither
+scored nor told to the evolution nor counted against the budget; the checkpoint records how many
+lines (not only evaluations) it covers.
 """
 from __future__ import annotations
 
 import math
 import time
+import warnings
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Callable
 
 import search_spaces
+from evonas.costs import CostModel, LatencySettings, LatencyTable, check_satisfiable, latency_table, violations
 from evonas.errors import EvonasError
 from evonas.execution import Executor, JobResult, make_executor
 from evonas.runs import RunRecord, Tally, default_run_name
 from evonas.scoring import estimator_class, resolve_scoring
-from evonas.search.board import Board
-from evonas.search.cache import ScoreCache, scoring_fingerprint
-from evonas.search.evolution import AgingEvolution, Proposal
+from evonas.searching.board import Board
+from evonas.searching.cache import ScoreCache, scoring_fingerprint
+from evonas.searching.evolution import AgingEvolution, Proposal
+from evonas.searching.nsga2 import NSGA2
+from evonas.searching.pareto import hypervolume, plot_front
 from evonas.seeding import resume_seed
 from evonas.settings import ScoringSettings, SearchSettings
 
 CHECKPOINT_FORMAT = 1
 #: Settings a resume may change: they decide how long or where the run goes on, not what it computes.
-RESUME_OVERRIDES = ("budget", "time_limit", "executor", "workers", "gpus_per_worker", "address")
+RESUME_OVERRIDES = ("budget", "time_limit", "executor", "workers", "gpus_per_worker", "address", "ship_data")
+#: Children in a row over a constraint before the search warns, and before it gives up.
+INFEASIBLE_WARN, INFEASIBLE_LIMIT = 100, 500
 
 ExecutorFactory = Callable[[ScoringSettings, SearchSettings], Executor]
 
@@ -56,7 +67,8 @@ ProgressCallback = Callable[[Progress], None]
 def default_executor(scoring: ScoringSettings, settings: SearchSettings) -> Executor:
     """The executor the settings ask for (local in-process, or a Ray actor pool)."""
     return make_executor(scoring, kind=settings.executor, workers=settings.workers,
-                         gpus_per_worker=settings.gpus_per_worker, address=settings.address)
+                         gpus_per_worker=settings.gpus_per_worker, address=settings.address,
+                         ship_data=settings.ship_data)
 
 
 def scoring_settings(settings: SearchSettings, interval_progress: Callable[[int, int], None] | None = None
@@ -71,10 +83,26 @@ def scoring_settings(settings: SearchSettings, interval_progress: Callable[[int,
 
 
 def _make_evolution(settings: SearchSettings) -> AgingEvolution:
-    return AgingEvolution(
-        search_spaces.get(settings.space), settings.population, settings.sample, settings.seed,
-        higher_is_better=estimator_class(settings.estimator).higher_is_better, warmup=settings.warmup,
-    )
+    space, higher = search_spaces.get(settings.space), estimator_class(settings.estimator).higher_is_better
+    if settings.algorithm == "nsga2":
+        return NSGA2(space, settings.population, settings.sample, settings.seed, settings.cost_objectives,
+                     higher_is_better=higher, warmup=settings.warmup)
+    return AgingEvolution(space, settings.population, settings.sample, settings.seed,
+                          higher_is_better=higher, warmup=settings.warmup)
+
+
+def latency_settings(settings: SearchSettings) -> LatencySettings:
+    """What the search's latency table is measured under."""
+    return LatencySettings(settings.space, settings.dataset, settings.latency_device,
+                           batch_size=settings.latency_batch_size, threads=settings.latency_threads,
+                           statistic=settings.latency_statistic)
+
+
+def _cost_model(settings: SearchSettings, table: LatencyTable | None) -> CostModel | None:
+    """The costs a search computes (None for a search without constraints or cost objectives)."""
+    if not settings.costs_needed:
+        return None
+    return CostModel(settings.space, settings.dataset, settings.costs_needed, table)
 
 
 def start_search(
@@ -87,6 +115,10 @@ def start_search(
 ) -> Path:
     """Run a new search to its budget; returns the run folder."""
     settings = settings.resolved()
+    table = latency_table(latency_settings(settings))[0] if "latency" in settings.costs_needed else None
+    costs = _cost_model(settings, table)
+    if costs is not None:
+        check_satisfiable(costs, settings.constraints)
     scoring = scoring_settings(settings, interval_progress)
     evolution = _make_evolution(settings)
     est_cls = estimator_class(settings.estimator)
@@ -97,7 +129,9 @@ def start_search(
             "name": settings.estimator, "settings": scoring.estimator_settings,
             "higher_is_better": est_cls.higher_is_better, "needs_calibration": est_cls.needs_calibration,
         }, scoring_fingerprint(scoring))
-        driver = _Driver(record, settings, scoring, evolution, lambda *_: executor, progress)
+        if table is not None:
+            record.write_latency_table(table.to_dict())
+        driver = _Driver(record, settings, scoring, evolution, lambda *_: executor, progress, costs=costs)
         driver.checkpoint()
     except BaseException:
         executor.close()
@@ -130,14 +164,22 @@ def resume_search(
     except (KeyError, TypeError, ValueError) as exc:
         raise EvonasError(f"checkpoint {record.checkpoint_path} does not fit this run ({exc}); "
                           "the run cannot be resumed") from None
-    covered = int(checkpoint["evaluations"])
-    if settings.budget is not None and settings.budget < len(history):
-        raise EvonasError(f"this run already has {len(history)} evaluations; a --budget below that cannot apply")
+    covered = _lines_covered(checkpoint)
+    done = sum(rec.get("status") != "infeasible" for rec in history)
+    if settings.budget is not None and settings.budget < done:
+        raise EvonasError(f"this run already has {done} evaluations; a --budget below that cannot apply")
     if len(history) < covered:
-        raise EvonasError(f"{record.history_path} has {len(history)} evaluations but the checkpoint covers "
+        raise EvonasError(f"{record.history_path} has {len(history)} lines but the checkpoint covers "
                           f"{covered}; the history was truncated and the run cannot be resumed")
-    driver = _Driver(record, settings, recorded.scoring, evolution, executor_factory, progress, history, checkpoint)
+    table = LatencyTable.from_dict(record.read_latency_table()) if "latency" in settings.costs_needed else None
+    driver = _Driver(record, settings, recorded.scoring, evolution, executor_factory, progress, history, checkpoint,
+                     costs=_cost_model(settings, table))
     return driver.run()
+
+
+def _lines_covered(checkpoint: dict[str, Any]) -> int:
+    """History lines a checkpoint covers (runs before constraints counted only evaluations)."""
+    return int(checkpoint.get("lines", checkpoint["evaluations"]))
 
 
 class _Driver:
@@ -153,13 +195,17 @@ class _Driver:
         progress: ProgressCallback | None,
         history: list[dict[str, Any]] | None = None,
         checkpoint: dict[str, Any] | None = None,
+        costs: CostModel | None = None,
     ) -> None:
         self.record, self.settings, self.scoring, self.evolution = record, settings, scoring, evolution
         self.executor_factory = executor_factory
         self.executor: Executor | None = None
         self.progress = progress
         self.cache = ScoreCache(scoring)
-        self.tally = Tally(evolution.higher_is_better)
+        self.costs = costs
+        self.infeasible_streak = 0
+        self.tally = Tally(evolution.higher_is_better, settings.cost_objectives)
+        self.first_points: list[tuple[float, ...]] = []  # the hypervolume's reference comes from these
         self.pending: dict[int, Proposal] = {}
         self.resubmit: list[tuple[int, Proposal]] = []
         self.next_id = 0
@@ -172,15 +218,21 @@ class _Driver:
 
     # ---- resume -------------------------------------------------------------------
     def _restore(self, history: list[dict[str, Any]], checkpoint: dict[str, Any]) -> None:
-        covered = int(checkpoint["evaluations"])
+        covered = _lines_covered(checkpoint)
         for rec in history[covered:]:
-            self.evolution.tell(rec["id"], rec["genotype"], rec["key"], rec["score"] if rec["status"] == "ok" else None)
+            if rec["status"] != "infeasible":
+                self.evolution.tell(rec["id"], rec["genotype"], rec["key"], rec["score"] if rec["status"] == "ok" else None,
+                                    rec.get("costs"))
         if len(history) > covered:
             # The draws made after the checkpoint cannot be replayed; continue from a stream
             # that is still a pure function of the run seed and the evaluations done.
             self.evolution.rng.seed(resume_seed(self.settings.seed, len(history)))
         self.cache.fill(history)
-        self.tally.extend(history)
+        if self.costs is not None:
+            self.costs.fill(history)
+        for rec in history:
+            self.tally.add(rec)
+            self._note_point(rec)
         finished = {rec["id"] for rec in history}
         self.next_id = max([int(checkpoint["next_id"]), *(i + 1 for i in finished)])
         self.resubmit = [(int(i), Proposal(**p)) for i, p in sorted(checkpoint["pending"].items(), key=lambda kv: int(kv[0]))
@@ -224,11 +276,36 @@ class _Driver:
         while self.executor.pending() < self.executor.num_workers and self._may_submit():
             proposal = self.evolution.propose()
             job_id, self.next_id = self.next_id, self.next_id + 1
+            if self.costs is not None and self._infeasible(job_id, proposal):
+                continue
             cached = self.cache.get(proposal.key)
             if cached is None:
                 self._submit(job_id, proposal)
             else:
                 self._record(job_id, proposal, cached, 0.0, "cache", "ok", None, cache_hit=True)
+
+    def _infeasible(self, job_id: int, proposal: Proposal) -> bool:
+        """Record a child over a constraint (never scored, no evaluation); True if it was one."""
+        costs = self.costs(proposal.genotype, proposal.key)
+        broken = violations(costs, self.settings.constraints)
+        if not broken:
+            self.infeasible_streak = 0
+            return False
+        line = {
+            "id": job_id, "genotype": proposal.genotype, "key": proposal.key, "parent": proposal.parent,
+            "score": None, "seconds": 0.0, "worker": "constraints", "status": "infeasible", "cache_hit": False,
+            "error": "; ".join(broken), "t": round(self.elapsed(), 3), "costs": costs,
+        }
+        self.record.append_history(line)
+        self.tally.add(line)
+        self.infeasible_streak += 1
+        if self.infeasible_streak == INFEASIBLE_WARN:
+            warnings.warn(f"{INFEASIBLE_WARN} children in a row broke the constraints ({line['error']}); "
+                          "the feasible region looks nearly empty")
+        if self.infeasible_streak >= INFEASIBLE_LIMIT:
+            raise EvonasError(f"{INFEASIBLE_LIMIT} children in a row broke the constraints (last: {line['error']}); "
+                              "the feasible region is nearly empty: loosen the --max-* limits")
+        return True
 
     def _submit(self, job_id: int, proposal: Proposal) -> None:
         self.pending[job_id] = proposal
@@ -252,12 +329,16 @@ class _Driver:
             "score": score, "seconds": round(seconds, 6), "worker": worker, "status": status,
             "cache_hit": cache_hit, "error": error, "t": round(self.elapsed(), 3),
         }
+        costs = None if self.costs is None else self.costs(proposal.genotype, proposal.key)
+        if costs is not None:
+            line["costs"] = costs
         self.record.append_history(line)
         best_before = self.evolution.best
-        member = self.evolution.tell(job_id, proposal.genotype, proposal.key, score)
+        member = self.evolution.tell(job_id, proposal.genotype, proposal.key, score, costs)
         if status == "ok":
             self.cache.put(proposal.key, score)
         self.tally.add(line)
+        self._note_point(line)
         self.session_done += 1
         done = self.tally.evaluations
         stats = self.evolution.logbook[-1] if len(self.evolution.logbook) else None
@@ -265,11 +346,24 @@ class _Driver:
         self.board.step(done, stats, best.score if best else None, self.rate(), self.tally.cache_hit_rate)
         if member is not None and best is not None and best is not best_before:
             self.board.best(done, best.genotype, best.score)
+        if len(self.first_points) == self.settings.population and self.tally.front_costs:
+            self.board.hypervolume(done, hypervolume(self.tally.front_points(), self._reference()))
         if done % self.settings.checkpoint_every == 0:
             self.checkpoint()
         if self.progress is not None:
             self.progress(Progress(done, self.settings.budget, best.score if best else None, self.rate(),
                                    self.tally.cache_hit_rate, self.tally.failed, self.elapsed()))
+
+    def _note_point(self, line: dict[str, Any]) -> None:
+        """Keep the objective vectors of the first P scored cells (the hypervolume's reference)."""
+        if (self.tally.front_costs and line.get("status") == "ok" and line.get("score") is not None
+                and len(self.first_points) < self.settings.population):
+            sign = -1.0 if self.evolution.higher_is_better else 1.0
+            self.first_points.append((sign * line["score"], *(line["costs"][n] for n in self.tally.front_costs)))
+
+    def _reference(self) -> tuple[float, ...]:
+        """The hypervolume's reference point: the worst of each objective among the first P scored cells."""
+        return tuple(max(values) for values in zip(*self.first_points))
 
     def rate(self) -> float:
         """Evaluations per second in this session."""
@@ -278,10 +372,13 @@ class _Driver:
 
     # ---- persistence --------------------------------------------------------------
     def checkpoint(self) -> None:
-        """Atomically save the state covering every history line written so far."""
+        """Atomically save the state covering every history line written so far (synced first:
+        a checkpoint never counts a line that is not on disk)."""
+        self.record.sync()
         self.record.write_checkpoint({
             "format": CHECKPOINT_FORMAT,
             "evaluations": self.tally.evaluations,
+            "lines": self.tally.lines,
             "next_id": self.next_id,
             "pending": {str(i): p.to_dict() for i, p in self.pending.items()},
             "elapsed": self.elapsed(),
@@ -297,6 +394,9 @@ class _Driver:
         """best.json, hparams and closing the files; runs on a normal end and on Ctrl-C."""
         summary = self.summary(complete)
         self.record.write_best(summary)
+        if self.tally.front_costs and summary["front"]:
+            plot_front(self.record.front_plot_path, self.tally.cells(), summary["front"], self.settings.estimator,
+                       self.tally.front_costs)
         if complete:
             cfg = self.settings
             hparams = {"space": cfg.space, "estimator": cfg.estimator, "population": cfg.population,

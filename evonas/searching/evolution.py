@@ -49,14 +49,19 @@ class Proposal:
 class Candidate:
     """An evaluated cell; DEAP's creator adds the ``fitness`` attribute on top."""
 
-    def __init__(self, eval_id: int, genotype: str, key: str, score: float) -> None:
+    def __init__(self, eval_id: int, genotype: str, key: str, score: float,
+                 costs: dict[str, float] | None = None) -> None:
         self.eval_id = eval_id
         self.genotype = genotype
         self.key = key
         self.score = score
+        self.costs = costs
 
     def to_dict(self) -> dict[str, Any]:
-        return {"id": self.eval_id, "genotype": self.genotype, "key": self.key, "score": self.score}
+        data = {"id": self.eval_id, "genotype": self.genotype, "key": self.key, "score": self.score}
+        if self.costs is not None:
+            data["costs"] = self.costs
+        return data
 
 
 def individual_class(higher_is_better: bool) -> type:
@@ -76,6 +81,9 @@ def _same_cell(a: Candidate, b: Candidate) -> bool:
 
 class AgingEvolution:
     """Population, selection, mutation and bookkeeping of one aging-evolution run."""
+
+    #: Settings a checkpoint must share with the instance that loads it.
+    STATE_CHECKS: tuple[str, ...] = ("population_size", "sample_size", "higher_is_better", "initial_size")
 
     def __init__(
         self,
@@ -117,17 +125,21 @@ class AgingEvolution:
         child = self.space.mutate(self.space.from_str(parent.genotype), self.rng)
         return Proposal(self.space.to_str(child), self.space.canonical_key(child), parent.eval_id)
 
-    def tell(self, eval_id: int, genotype: str, key: str, score: float | None) -> Candidate | None:
-        """Record one finished evaluation (``score=None`` for a failure); the new member or None."""
+    def tell(self, eval_id: int, genotype: str, key: str, score: float | None,
+             costs: dict[str, float] | None = None) -> Candidate | None:
+        """Record one finished evaluation (``score=None`` for a failure); the new member or None.
+
+        ``costs`` are the cell's recorded costs; aging evolution keeps them but selects on the score.
+        """
         self.told += 1
         if score is None:
             return None
-        ind = self.individual(eval_id, genotype, key, float(score))
-        ind.fitness.values = (float(score),)
+        ind = self._member(eval_id, genotype, key, float(score), costs)
+        if not self._joins(ind):
+            return None
         self.population.append(ind)
         if self.evolving:
-            while len(self.population) > self.population_size:
-                self.population.popleft()
+            self._shrink()
         elif len(self.population) >= self.initial_size:
             self._start_evolving()
         self.hall_of_fame.update([ind])
@@ -135,6 +147,21 @@ class AgingEvolution:
         return ind
 
     # ---- rules --------------------------------------------------------------------
+    def _member(self, eval_id: int, genotype: str, key: str, score: float,
+                costs: dict[str, float] | None) -> Candidate:
+        ind = self.individual(eval_id, genotype, key, score, costs)
+        ind.fitness.values = (score,)
+        return ind
+
+    def _joins(self, ind: Candidate) -> bool:
+        """Whether a scored cell enters the population (always, in aging evolution)."""
+        return True
+
+    def _shrink(self) -> None:
+        """The oldest members die until the population is back at its size."""
+        while len(self.population) > self.population_size:
+            self.population.popleft()
+
     def select(self) -> Candidate:
         """Best of ``sample_size`` members drawn without replacement (first one wins ties)."""
         contenders = self.rng.sample(list(self.population), self.sample_size)
@@ -158,10 +185,7 @@ class AgingEvolution:
         """Plain-JSON state: population in age order, hall of fame, RNG, counters, logbook."""
         version, internal, gauss = self.rng.getstate()
         return {
-            "population_size": self.population_size,
-            "sample_size": self.sample_size,
-            "higher_is_better": self.higher_is_better,
-            "initial_size": self.initial_size,
+            **{name: getattr(self, name) for name in self.STATE_CHECKS},
             "evolving": self.evolving,
             "told": self.told,
             "rng": [version, list(internal), gauss],
@@ -172,7 +196,7 @@ class AgingEvolution:
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         """Restore what ``state_dict()`` wrote; the settings must match this instance."""
-        for name in ("population_size", "sample_size", "higher_is_better", "initial_size"):
+        for name in self.STATE_CHECKS:
             if state[name] != getattr(self, name):
                 raise ValueError(f"checkpoint has {name}={state[name]!r}, this run {getattr(self, name)!r}")
         version, internal, gauss = state["rng"]
@@ -189,6 +213,4 @@ class AgingEvolution:
             self.logbook.record(**entry)
 
     def _revive(self, d: dict[str, Any]) -> Candidate:
-        ind = self.individual(d["id"], d["genotype"], d["key"], d["score"])
-        ind.fitness.values = (float(d["score"]),)
-        return ind
+        return self._member(d["id"], d["genotype"], d["key"], float(d["score"]), d.get("costs"))

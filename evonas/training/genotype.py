@@ -26,7 +26,7 @@ from evonas.runs import write_atomic
 from evonas.seeding import train_data_seed, train_init_seed
 from evonas.settings import load_json
 from evonas.recipes import Recipe, recipe_from_dict, resolve_recipe
-from evonas.train.trainer import (
+from evonas.training.trainer import (
     CHECKPOINT_FORMAT,
     NullProgress,
     Trainer,

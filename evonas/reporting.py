@@ -24,7 +24,6 @@ from evonas.runs import RunRecord, replacing
 from evonas.settings import DEFAULT_DATASET
 
 REPORT = "report.html"
-TOP_CELLS = 5
 _STYLE = """body{font-family:sans-serif;max-width:1100px;margin:2em auto;color:#222}
 table{border-collapse:collapse;margin:.5em 0}td,th{border:1px solid #ccc;padding:.25em .6em;text-align:left;
 font-size:.9em;vertical-align:top}th{background:#f3f3f3}img{max-width:100%}code{font-size:.85em}"""
@@ -118,7 +117,7 @@ def write_report(run_dir: str | Path, out: str | Path | None = None, truth: str 
     record = RunRecord.open(run_dir)
     recorded = record.settings()
     search = recorded.search
-    summary = record.summary(TOP_CELLS)
+    summary = record.summary()  # the run's own --top-k
     title = f"evonas run report: {record.path.name}"
     state = "finished" if summary["complete"] else "stopped (resumable)"
     settings = _table(["setting", "value"], [[html.escape(k), html.escape(json.dumps(v))]

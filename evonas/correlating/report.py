@@ -11,8 +11,8 @@ import matplotlib
 import matplotlib.pyplot as plt
 from scipy.stats import rankdata
 
-from evonas.correlate.runner import EstimatorRun
-from evonas.correlate.stats import valid
+from evonas.correlating.runner import EstimatorRun
+from evonas.correlating.stats import valid
 from evonas.runs import library_versions
 from search_spaces.benchmark import Cell
 

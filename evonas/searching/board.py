@@ -1,4 +1,4 @@
-"""TensorBoard view of a search (``tb/``): fitness curves, speed, cache hits, best cell, hparams."""
+"""TensorBoard view of a search (``tb/``): fitness curves, speed, cache hits, best cell, front hypervolume, hparams."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -25,10 +25,17 @@ class Board:
         self.writer.add_scalar("speed/evaluations_per_second", rate, step)
         self.writer.add_scalar("cache/hit_rate", hit_rate, step)
 
+    def hypervolume(self, step: int, value: float) -> None:
+        """Hypervolume of the run's Pareto front (reference: the worst of each objective in the first P cells)."""
+        self.writer.add_scalar("front/hypervolume", value, step)
+
     def histogram(self, step: int, scores: Iterable[float]) -> None:
         values = np.fromiter(scores, dtype=np.float64)
         if values.size:
-            self.writer.add_histogram("fitness/population", values, step)
+            try:
+                self.writer.add_histogram("fitness/population", values, step)
+            except ValueError:  # TensorBoard's fixed buckets end near 1e20; synflow on DARTS exceeds that
+                self.writer.add_histogram("fitness/population", values, step, bins="auto")
 
     def best(self, step: int, genotype: str, score: float) -> None:
         self.writer.add_text("best/genotype", f"`{genotype}` score {score:.6g}", step)

@@ -1,23 +1,30 @@
 """Training a search run's best distinct cells into ``RUN_DIR/train/<rank>-<key hash>/``.
 
 Sequential in process, or several at once as Ray tasks (one GPU each where there are GPUs).
-The ranking is the run record's own (``evonas.runs.Tally``), the one ``evonas show`` prints.
+The ranking is the run record's own (``evonas.runs.Tally``), the one ``evonas show`` prints;
+so is the Pareto front (``--front``). ``--pick "params<=1M"`` takes the best-scored cell within
+bounds on its costs (recorded by the search, or computed here for params and flops).
 """
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any, Callable, Mapping
 
 import ray
 import torch
 
+from evonas.costs import CostModel, LatencyTable
 from evonas.errors import EvonasError
 from evonas.execution import RaySession
 from evonas.runs import RunRecord
-from evonas.train.genotype import key_hash, train_genotype
+from evonas.training.genotype import key_hash, train_genotype
 from evonas.recipes import resolve_recipe
-from evonas.train.trainer import TrainProgress
+from evonas.training.trainer import TrainProgress
+from evonas.settings import COSTS, parse_cost
 from evonas.user_errors import USER_ERRORS
+
+_BOUND = re.compile(r"^\s*([a-z]+)\s*(<=|<)\s*(\S+)\s*$")
 
 
 def top_genotypes(run_dir: str | Path, k: int) -> list[dict[str, Any]]:
@@ -31,8 +38,60 @@ def top_genotypes(run_dir: str | Path, k: int) -> list[dict[str, Any]]:
     top = RunRecord.open(run_dir).tally().top(k)
     if not top:
         raise EvonasError(f"{run_dir} has no successfully scored genotype yet; run or resume the search first")
+    return _ranked(top)
+
+
+def _ranked(cells: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return [{"rank": i, "genotype": r["genotype"], "key": r["key"], "score": float(r["score"])}
-            for i, r in enumerate(top, start=1)]
+            for i, r in enumerate(cells, start=1)]
+
+
+def front_genotypes(run_dir: str | Path) -> list[dict[str, Any]]:
+    """The run's Pareto front (cheapest first), ranked 1.. in that order."""
+    tally = RunRecord.open(run_dir).tally()
+    if not tally.front_costs:
+        raise EvonasError(f"{run_dir} optimised one objective, so it has no front; --front needs a search "
+                          "with --objectives (use --top K or --pick)")
+    if not tally.front():
+        raise EvonasError(f"{run_dir} has no successfully scored genotype yet; run or resume the search first")
+    return _ranked(tally.front())
+
+
+def parse_bounds(text: str) -> dict[str, tuple[str, float]]:
+    """``params<=1M,latency<3ms`` -> {cost: (operator, value in the cost's unit)}."""
+    bounds = {}
+    for term in filter(str.strip, text.split(",")):
+        match = _BOUND.match(term)
+        if match is None or match.group(1) not in COSTS:
+            raise EvonasError(f"--pick takes bounds like params<=1M or latency<3ms on {', '.join(COSTS)}, not {term!r}")
+        name, op, value = match.groups()
+        bounds[name] = (op, parse_cost(name, value, flag="--pick"))
+    if not bounds:
+        raise EvonasError("--pick needs a bound, like params<=1M")
+    return bounds
+
+
+def pick_genotype(run_dir: str | Path, text: str) -> list[dict[str, Any]]:
+    """The best-scored distinct cell of the run within the bounds of ``text`` (as a one-item ranking)."""
+    bounds = parse_bounds(text)
+    record = RunRecord.open(run_dir)
+    search = record.settings().search
+    cells = record.tally().top(10**9)
+    missing = [name for name in bounds if any(name not in c.get("costs", {}) for c in cells)]
+    if missing:
+        table = None
+        if "latency" in missing:
+            if not record.latency_table_path.exists():
+                raise EvonasError(f"{run_dir} measured no latency; pick on params or flops, or search with --max-latency "
+                                  "or --objectives ...,latency")
+            table = LatencyTable.from_dict(record.read_latency_table())
+        model = CostModel(search.space, search.dataset, missing, table)
+        cells = [{**c, "costs": {**c.get("costs", {}), **model(c["genotype"], c["key"])}} for c in cells]
+    within = [c for c in cells if all(c["costs"][n] < v if op == "<" else c["costs"][n] <= v
+                                      for n, (op, v) in bounds.items())]
+    if not within:
+        raise EvonasError(f"no scored cell of {run_dir} satisfies {text!r}")
+    return _ranked(within[:1])
 
 
 def train_top(
@@ -40,6 +99,8 @@ def train_top(
     k: int,
     overrides: Mapping[str, Any] | None = None,
     *,
+    front: bool = False,
+    pick: str | None = None,
     resume: bool = False,
     workers: int | None = None,
     address: str | None = None,
@@ -52,10 +113,16 @@ def train_top(
     Dataset and data folder default to the run's. Sequential in-process unless several GPUs,
     ``workers > 1`` or a Ray ``address`` allow parallel Ray tasks (one GPU each when there are GPUs).
     Results come back in rank order, each with ``rank`` and ``score`` (the search score) added;
-    ``on_result`` hears each as it finishes.
+    ``on_result`` hears each as it finishes. ``front`` trains the Pareto front instead of the top
+    ``k``, ``pick`` the best cell within cost bounds (see ``pick_genotype``).
     """
     record = RunRecord.open(run_dir)
-    candidates = top_genotypes(run_dir, k)
+    if front:
+        candidates = front_genotypes(run_dir)
+    elif pick is not None:
+        candidates = pick_genotype(run_dir, pick)
+    else:
+        candidates = top_genotypes(run_dir, k)
     search = record.settings().search
     merged = {"dataset": search.dataset, "data_dir": search.data_dir,
               **{name: value for name, value in (overrides or {}).items() if value is not None}}

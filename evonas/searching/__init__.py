@@ -1,6 +1,6 @@
-"""Search: aging evolution on DEAP (``evolution``), the asynchronous driver loop over a run
-record (``driver``), the score cache and the TensorBoard view."""
-from evonas.search.driver import (
+"""Search: aging evolution and NSGA-II on DEAP (``evolution``, ``nsga2``), the asynchronous driver
+loop over a run record (``driver``), Pareto measures (``pareto``), the score cache and the TensorBoard view."""
+from evonas.searching.driver import (
     RESUME_OVERRIDES,
     Progress,
     ProgressCallback,

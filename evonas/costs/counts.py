@@ -1,0 +1,47 @@
+"""Parameters and FLOPs of a network, each split into the searchable ops' share and the rest.
+
+The conventions are the ``params`` and ``flops`` estimators' (NAS-Bench-201's parameter count,
+in millions; NAS-Bench-Suite-Zero's operation count per image, in millions), so a constraint
+means what those estimators report. The split gives the space's lower bound: no cell can cost
+less than the fixed part, which is how a constraint that excludes every cell is caught at start.
+"""
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from estimators.flops import COUNTERS
+from evonas.costs.network import hooked, op_modules
+from search_spaces.base import SearchSpace
+
+
+def _count_of(module: nn.Module):
+    for types, count in COUNTERS:
+        if isinstance(module, types):
+            return count
+    return None
+
+
+def params_split(space: SearchSpace, model: nn.Module) -> tuple[float, float]:
+    """(all parameters, those inside searchable ops), in millions, each tensor once."""
+    total = {id(p): p.numel() for p in model.parameters()}
+    in_ops = {id(p): p.numel() for op in op_modules(space, model) for p in op.parameters()}
+    return sum(total.values()) / 1e6, sum(in_ops.values()) / 1e6
+
+
+def flops_split(space: SearchSpace, model: nn.Module, image_side: int) -> tuple[float, float]:
+    """(all operations, those inside searchable ops) of one image, in millions."""
+    inside = {id(m) for op in op_modules(space, model) for m in op.modules()}
+    totals = {"all": 0, "ops": 0}
+
+    def count(module: nn.Module, inputs: tuple, output: torch.Tensor) -> None:
+        n = _count_of(module)(module, inputs[0], output)
+        totals["all"] += n
+        if id(module) in inside:
+            totals["ops"] += n
+
+    counted = [m for m in model.modules() if _count_of(m) is not None]
+    device = next(model.parameters()).device
+    with hooked(counted, count), torch.no_grad():
+        model(torch.zeros(1, 3, image_side, image_side, device=device))
+    return totals["all"] / 1e6, totals["ops"] / 1e6

@@ -1,0 +1,86 @@
+"""``CostModel``: the costs of a cell (params, flops, latency), cached by canonical key like scores.
+
+Costs are pure functions of the cell (given the latency table), computed in the search driver
+before a child is submitted, so an infeasible child never reaches a worker.
+"""
+from __future__ import annotations
+
+import random
+from typing import Any, Iterable, Mapping
+
+import search_spaces
+from evonas.costs.counts import flops_split, params_split
+from evonas.costs.latency import LatencyTable
+from evonas.costs.network import deployed_options, image_spec, meta_network
+from evonas.errors import EvonasError
+from evonas.settings import COSTS, format_cost
+
+#: Digits kept in recorded costs: stable JSON, far below any measurable difference.
+ROUND = 6
+
+
+class CostModel:
+    """Costs ``names`` of ``space``'s deployed network for ``dataset`` (latency needs a table)."""
+
+    def __init__(self, space: str, dataset: str, names: Iterable[str], latency: LatencyTable | None = None) -> None:
+        self.names = tuple(names)
+        unknown = [n for n in self.names if n not in COSTS]
+        if unknown:
+            raise EvonasError(f"unknown cost {unknown[0]!r}; costs are {', '.join(COSTS)}")
+        if "latency" in self.names and latency is None:
+            raise EvonasError("latency costs need a latency table (evonas latency build)")
+        self.space = search_spaces.get(space)
+        self.num_classes, self.image_side = image_spec(dataset)
+        self.options = deployed_options(self.space)
+        self.latency = latency
+        self._cache: dict[str, dict[str, float]] = {}
+
+    def __call__(self, genotype: str, key: str) -> dict[str, float]:
+        """The costs of ``genotype`` (canonical ``key``), computed once per key."""
+        held = self._cache.get(key)
+        if held is None:
+            held = {name: round(whole, ROUND) for name, (whole, _) in self._split(genotype).items()}
+            self._cache[key] = held
+        return dict(held)
+
+    def _split(self, genotype: str) -> dict[str, tuple[float, float]]:
+        """Per cost: (the whole network's, the searchable ops' share)."""
+        out: dict[str, tuple[float, float]] = {}
+        needs_model = {"params", "flops"} & set(self.names)
+        if needs_model:
+            model = meta_network(self.space, self.space.from_str(genotype), self.num_classes, self.options)
+            if "params" in self.names:
+                out["params"] = params_split(self.space, model)
+            if "flops" in self.names:
+                out["flops"] = flops_split(self.space, model, self.image_side)
+        if "latency" in self.names:
+            ops = self.latency.ops_ms(genotype)
+            out["latency"] = (self.latency.fixed_ms + ops, ops)
+        return out
+
+    def lower_bounds(self) -> dict[str, float]:
+        """What every cell costs at least: the network without its searchable ops."""
+        genotype = self.space.to_str(self.space.sample(random.Random(0)))
+        return {name: max(whole - ops, 0.0) for name, (whole, ops) in self._split(genotype).items()}
+
+    def fill(self, records: Iterable[Mapping[str, Any]]) -> None:
+        """Remember the costs recorded in history lines (resume), so they are never recomputed."""
+        for rec in records:
+            costs = rec.get("costs")
+            if isinstance(costs, dict) and rec.get("key") is not None and set(self.names) <= costs.keys():
+                self._cache.setdefault(rec["key"], {n: float(costs[n]) for n in self.names})
+
+
+def violations(costs: Mapping[str, float], limits: Mapping[str, float]) -> list[str]:
+    """Each broken constraint as ``params 1.21M > 1M``; empty when the cell is feasible."""
+    return [f"{name} {format_cost(name, costs[name])} > {format_cost(name, limit)}"
+            for name, limit in limits.items() if costs[name] > limit]
+
+
+def check_satisfiable(model: CostModel, limits: Mapping[str, float]) -> None:
+    """A one-line error when a constraint is below what every cell of the space costs."""
+    bounds = model.lower_bounds()
+    for name, limit in limits.items():
+        if bounds[name] > limit:
+            raise EvonasError(f"--max-{name} {format_cost(name, limit)} excludes every cell of {model.space.name}: "
+                              f"its fixed part alone costs {format_cost(name, bounds[name])}")

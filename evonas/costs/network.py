@@ -1,0 +1,79 @@
+"""The network a cell's costs describe, and which of its modules are the cell's searchable ops.
+
+Costs are about the network a user deploys: the space's evaluation network (the published
+training recipe's channels and depth, no auxiliary head) for the dataset's classes and image
+size, not the small proxy the estimators score. Shapes and counts come from a forward pass on
+PyTorch's ``meta`` device: no memory, no arithmetic and no draw from any random generator.
+
+A space keeps each cell's searchable ops in an ``nn.ModuleList`` or ``nn.ModuleDict`` attribute
+of the cell (NB-201's ``edges``, DARTS's ``ops``); everything else (stem, reductions,
+preprocessing, head) is the fixed part every cell of the space shares.
+"""
+from __future__ import annotations
+
+from contextlib import contextmanager
+from typing import Any, Callable, Iterator
+
+import networkx as nx
+import torch
+from torch import nn
+
+from evonas.data.sources import PICKLED, SYNTHETIC_DEFAULTS
+from evonas.errors import EvonasError
+from evonas.recipes import RECIPES
+from search_spaces.base import SearchSpace
+
+#: (module, its first input) for every call of a searchable op during a forward pass.
+OpCall = tuple[nn.Module, torch.Tensor]
+
+
+def image_spec(dataset: str) -> tuple[int, int]:
+    """(classes, image side) of a dataset, without loading it."""
+    if dataset in PICKLED:
+        return PICKLED[dataset].num_classes, PICKLED[dataset].resolution
+    if dataset == "synthetic":
+        return int(SYNTHETIC_DEFAULTS["num_classes"]), int(SYNTHETIC_DEFAULTS["resolution"])
+    raise EvonasError(f"unknown dataset {dataset!r}; costs know {', '.join([*PICKLED, 'synthetic'])}")
+
+
+def deployed_options(space: SearchSpace) -> dict[str, Any]:
+    """Build options of the network that gets trained and deployed (the proxy where no recipe exists)."""
+    recipe = RECIPES.get(space.name)
+    return recipe.inference_build_options() if recipe is not None else space.proxy_options()
+
+
+def op_modules(space: SearchSpace, model: nn.Module) -> list[nn.Module]:
+    """The searchable op modules of ``model``: members of the cells' ModuleLists/ModuleDicts."""
+    ops: list[nn.Module] = []
+    for unit in space.depth_units(model):
+        for child in unit.children():
+            if isinstance(child, nn.ModuleList):
+                ops.extend(child)
+            elif isinstance(child, nn.ModuleDict):
+                ops.extend(child.values())
+    return ops
+
+
+def meta_network(space: SearchSpace, graph: nx.DiGraph, num_classes: int, options: dict[str, Any]) -> nn.Module:
+    """The network of ``graph`` with shapes only (eval mode, on the meta device)."""
+    with torch.device("meta"):
+        model = space.build(graph, num_classes, **options)
+    return model.eval()
+
+
+@contextmanager
+def hooked(modules: list[nn.Module], hook: Callable[[nn.Module, tuple, Any], None]) -> Iterator[None]:
+    handles = [m.register_forward_hook(hook) for m in modules]
+    try:
+        yield
+    finally:
+        for handle in handles:
+            handle.remove()
+
+
+def traced_ops(space: SearchSpace, model: nn.Module, images: torch.Tensor) -> list[OpCall]:
+    """Every call of a searchable op in one forward of ``images`` (dead ops are never called)."""
+    calls: list[OpCall] = []
+    with hooked(op_modules(space, model), lambda m, inputs, _out: calls.append((m, inputs[0]))), torch.no_grad():
+        model(images)
+    return calls

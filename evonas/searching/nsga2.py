@@ -1,0 +1,87 @@
+"""NSGA-II on DEAP, steady-state and asynchronous: the estimator's score and costs together.
+
+The driver talks to it exactly as to ``AgingEvolution`` (``propose``/``tell``/``state_dict``), so
+the loop, the executors and resume are shared. Differences from aging evolution:
+
+- every objective is a fitness weight: the score's direction (+1 or -1) and -1 per cost;
+- each returned result joins at once (steady-state), and when the population exceeds its size it
+  is truncated by DEAP's ``selNSGA2`` (non-dominated rank, then crowding distance) instead of
+  losing its oldest member; survivors keep their age order, so the state is a plain JSON list;
+- a parent is the best of ``sample_size`` random members by (rank, larger crowding distance):
+  Deb's crowded tournament, binary when ``sample_size`` is 2;
+- a cell already in the population does not join a second time (copies would only crowd it).
+"""
+from __future__ import annotations
+
+from typing import Any
+
+from deap import base, creator, tools
+from deap.tools.emo import assignCrowdingDist
+
+from evonas.searching.evolution import AgingEvolution, Candidate
+from search_spaces.base import SearchSpace
+
+
+def mo_individual_class(weights: tuple[float, ...]) -> type:
+    """The DEAP individual type for one tuple of objective directions (created once per process)."""
+    signature = "".join("P" if w > 0 else "N" for w in weights)
+    fitness_name, ind_name = f"EvonasFitnessMO{signature}", f"EvonasCellMO{signature}"
+    if not hasattr(creator, fitness_name):
+        creator.create(fitness_name, base.Fitness, weights=weights)
+    if not hasattr(creator, ind_name):
+        creator.create(ind_name, Candidate, fitness=getattr(creator, fitness_name))
+    return getattr(creator, ind_name)
+
+
+class NSGA2(AgingEvolution):
+    """Population, crowded-tournament selection, mutation and NSGA-II truncation of one run."""
+
+    STATE_CHECKS = (*AgingEvolution.STATE_CHECKS, "cost_objectives")
+
+    def __init__(self, space: SearchSpace, population_size: int, sample_size: int, seed: int,
+                 cost_objectives: tuple[str, ...], higher_is_better: bool = True, warmup: int = 0) -> None:
+        if not cost_objectives:
+            raise ValueError("NSGA-II needs at least one cost objective besides the score")
+        super().__init__(space, population_size, sample_size, seed, higher_is_better, warmup)
+        self.cost_objectives = list(cost_objectives)
+        self.individual = mo_individual_class((1.0 if higher_is_better else -1.0, *(-1.0 for _ in cost_objectives)))
+
+    # ---- rules --------------------------------------------------------------------
+    def _member(self, eval_id: int, genotype: str, key: str, score: float,
+                costs: dict[str, float] | None) -> Candidate:
+        if costs is None or not set(self.cost_objectives) <= costs.keys():
+            raise ValueError(f"NSGA-II needs the costs {', '.join(self.cost_objectives)} of every scored cell")
+        ind = self.individual(eval_id, genotype, key, score, costs)
+        ind.fitness.values = (score, *(float(costs[name]) for name in self.cost_objectives))
+        return ind
+
+    def _joins(self, ind: Candidate) -> bool:
+        return all(member.key != ind.key for member in self.population)
+
+    def _shrink(self) -> None:
+        """Truncate by non-dominated rank and crowding (``selNSGA2``), keeping age order; re-rank."""
+        if len(self.population) > self.population_size:
+            keep = {id(ind) for ind in tools.selNSGA2(list(self.population), self.population_size)}
+            self.population = type(self.population)(ind for ind in self.population if id(ind) in keep)
+        self._rank()
+
+    def _start_evolving(self) -> None:
+        self._shrink()
+        self.evolving = True
+
+    def _rank(self) -> None:
+        """Each member's front index (``rank``, 0 = non-dominated) and crowding distance."""
+        for rank, front in enumerate(tools.sortNondominated(list(self.population), len(self.population))):
+            assignCrowdingDist(front)
+            for ind in front:
+                ind.rank = rank
+
+    def select(self) -> Candidate:
+        """Best of ``sample_size`` members drawn without replacement by (rank, -crowding); first wins ties."""
+        contenders = self.rng.sample(list(self.population), self.sample_size)
+        return min(contenders, key=lambda ind: (ind.rank, -ind.fitness.crowding_dist))
+
+    # ---- checkpointing ------------------------------------------------------------
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        super().load_state_dict(state)
+        self._rank()
