@@ -5,13 +5,16 @@ the same (as with the real scorer) and runs are reproducible without building ne
 """
 from __future__ import annotations
 
+import json
 import random
 import time
-from typing import Any
+from pathlib import Path
+from typing import Any, Callable
 
 import search_spaces
 from estimators.base import EstimatorResult
 from evonas.execution import JobResult, LocalExecutor
+from evonas.searching import start_search
 from evonas.seeding import stable_seed
 from evonas.settings import ScoringSettings
 
@@ -82,3 +85,38 @@ class ShuffledExecutor:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+class Killed(BaseException):
+    """Stands in for the process dying."""
+
+
+def history_lines(run_dir: Path) -> list[dict]:
+    path = Path(run_dir) / "history.jsonl"
+    return [json.loads(line) for line in path.read_text().splitlines()] if path.exists() else []
+
+
+def kill_search_when(settings: Any, run_dir: Path, condition: Callable[[list[dict]], bool]) -> tuple[dict, list[dict]]:
+    """Run ``start_search`` and "kill -9" it the first time ``condition(history)`` holds.
+
+    The folder is then left as kill -9 leaves it: the last periodic checkpoint and a torn last
+    history line. Returns the checkpoint and the complete history lines at the moment of death.
+    """
+    saved: dict[str, Any] = {}
+
+    class Dying(ShuffledExecutor):
+        def wait(self, timeout: float | None = None) -> list[JobResult]:
+            if "history" not in saved and condition(history_lines(run_dir)):
+                saved["checkpoint"] = (run_dir / "checkpoint.json").read_bytes()
+                saved["history"] = (run_dir / "history.jsonl").read_text()
+                raise Killed
+            return super().wait(timeout)
+
+    try:
+        start_search(settings, run_dir=run_dir, executor_factory=lambda s, c: Dying(s, num_workers=3, seed=2))
+    except Killed:
+        pass
+    assert "history" in saved, "the search finished before the condition held"
+    (run_dir / "checkpoint.json").write_bytes(saved["checkpoint"])
+    (run_dir / "history.jsonl").write_text(saved["history"] + '{"id": 99, "genot')
+    return json.loads(saved["checkpoint"]), [json.loads(line) for line in saved["history"].splitlines()]

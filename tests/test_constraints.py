@@ -11,25 +11,18 @@ from evonas.runs import RunRecord
 from evonas.searching import driver as search_driver
 from evonas.searching import resume_search, start_search
 from evonas.settings import SearchSettings
-from search_fakes import FakeScorer, ShuffledExecutor, local_fake
+from search_fakes import FakeScorer, ShuffledExecutor, history_lines, kill_search_when, local_fake
 
 LIMIT = 0.6  # million parameters: roughly half of the random NB-201 cells are over it
 CFG = SearchSettings(space="nb201", estimator="params", budget=30, population=6, sample=2, seed=1,
                      checkpoint_every=5, constraints={"params": LIMIT})
 
 
-class Killed(BaseException):
-    """Stands in for the process dying."""
-
-
-def _history(run_dir) -> list[dict]:
-    path = run_dir / "history.jsonl"
-    return [json.loads(line) for line in path.read_text().splitlines()] if path.exists() else []
 
 
 def test_infeasible_children_are_recorded_but_never_scored_or_counted(tmp_path):
     run = start_search(CFG, run_dir=tmp_path / "r", executor_factory=local_fake)
-    hist = _history(run)
+    hist = history_lines(run)
     infeasible = [r for r in hist if r["status"] == "infeasible"]
     feasible = [r for r in hist if r["status"] != "infeasible"]
     assert infeasible and len(feasible) == 30  # the budget counts evaluations only
@@ -48,31 +41,16 @@ def test_a_search_without_constraints_writes_the_same_lines_as_before(tmp_path):
     run = start_search(SearchSettings(**{**CFG.to_dict(), "constraints": {}}), run_dir=tmp_path / "r",
                        executor_factory=local_fake)
     assert all(set(r) == {"id", "genotype", "key", "parent", "score", "seconds", "worker", "status", "cache_hit",
-                          "error", "t"} for r in _history(run))
+                          "error", "t"} for r in history_lines(run))
 
 
 def test_resume_after_a_kill_keeps_infeasible_lines_and_finishes_exactly(tmp_path):
     run_dir = tmp_path / "r"
-    saved = {}
-
-    class Dying(ShuffledExecutor):
-        def wait(self, timeout=None):
-            hist = _history(run_dir)
-            if sum(r["status"] != "infeasible" for r in hist) >= 23 and "history" not in saved:
-                saved["checkpoint"] = (run_dir / "checkpoint.json").read_bytes()
-                saved["history"] = (run_dir / "history.jsonl").read_text()
-                raise Killed
-            return super().wait(timeout)
-
-    with pytest.raises(Killed):
-        start_search(CFG, run_dir=run_dir, executor_factory=lambda s, c: Dying(s, num_workers=3, seed=2))
-    (run_dir / "checkpoint.json").write_bytes(saved["checkpoint"])
-    (run_dir / "history.jsonl").write_text(saved["history"] + '{"id": 99, "genot')
-    checkpoint = json.loads(saved["checkpoint"])
+    checkpoint, before = kill_search_when(
+        CFG, run_dir, lambda history: sum(r["status"] != "infeasible" for r in history) >= 23)
     assert checkpoint["lines"] > checkpoint["evaluations"]  # infeasible lines are covered, not counted
-    before = [json.loads(line) for line in saved["history"].splitlines()]
     resume_search(run_dir, executor_factory=lambda s, c: ShuffledExecutor(s, num_workers=3, seed=3))
-    after = _history(run_dir)
+    after = history_lines(run_dir)
     assert after[:len(before)] == before
     assert sum(r["status"] != "infeasible" for r in after) == 30 and len({r["id"] for r in after}) == len(after)
     assert all(r["costs"]["params"] <= LIMIT for r in after if r["status"] != "infeasible")
@@ -86,7 +64,7 @@ def test_a_nearly_empty_region_warns_then_stops_with_one_line(tmp_path, monkeypa
     tight = SearchSettings(**{**CFG.to_dict(), "constraints": {"params": 0.0735}})  # a hair above the fixed part
     with pytest.warns(UserWarning, match="nearly empty"), pytest.raises(EvonasError, match="6 children in a row"):
         start_search(tight, run_dir=tmp_path / "r", executor_factory=local_fake)
-    assert all(r["status"] == "infeasible" for r in _history(tmp_path / "r"))
+    assert all(r["status"] == "infeasible" for r in history_lines(tmp_path / "r"))
 
 
 def test_a_constraint_below_every_cell_is_an_error_before_anything_runs(tmp_path):

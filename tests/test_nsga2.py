@@ -13,24 +13,17 @@ from evonas.searching import resume_search, start_search
 from evonas.searching.nsga2 import NSGA2
 from evonas.searching.pareto import hypervolume
 from evonas.settings import SearchSettings
-from search_fakes import ShuffledExecutor, local_fake
+from search_fakes import ShuffledExecutor, history_lines, kill_search_when, local_fake
 
 CFG = SearchSettings(space="nb201", budget=40, population=6, sample=2, seed=1, checkpoint_every=5,
                      objectives=("synflow", "params"))
 
-
-class Killed(BaseException):
-    """Stands in for the process dying."""
 
 
 @pytest.fixture()
 def space():
     return search_spaces.get("nb201")
 
-
-def _history(run_dir) -> list[dict]:
-    path = run_dir / "history.jsonl"
-    return [json.loads(line) for line in path.read_text().splitlines()] if path.exists() else []
 
 
 def _tell(evo: NSGA2, points: list[tuple[float, float]], start: int = 0) -> None:
@@ -102,11 +95,11 @@ def test_nsga2_search_records_a_front_its_plot_and_hypervolume(tmp_path, monkeyp
     run = start_search(CFG, run_dir=tmp_path / "r", executor_factory=local_fake)
     again = start_search(CFG, run_dir=tmp_path / "r2", executor_factory=local_fake)
     strip = lambda hist: [{k: v for k, v in r.items() if k not in ("t", "seconds")} for r in hist]  # noqa: E731
-    assert strip(_history(run)) == strip(_history(again))  # seeded
+    assert strip(history_lines(run)) == strip(history_lines(again))  # seeded
     best = json.loads((run / "best.json").read_text())
     front = best["front"]
     assert front and best["front_objectives"] == ["params"]
-    scored = {r["key"]: r for r in _history(run) if r["status"] == "ok"}
+    scored = {r["key"]: r for r in history_lines(run) if r["status"] == "ok"}
     for cell in front:  # nothing evaluated beats a front cell in both objectives
         assert not any(r["score"] >= cell["score"] and r["costs"]["params"] <= cell["costs"]["params"]
                        and (r["score"], r["costs"]["params"]) != (cell["score"], cell["costs"]["params"])
@@ -123,22 +116,7 @@ def test_nsga2_search_records_a_front_its_plot_and_hypervolume(tmp_path, monkeyp
 def test_resume_after_a_kill_restores_the_population_exactly(tmp_path, space):
     """Checkpoint + the lines after it rebuild the state a run that never died would hold."""
     run_dir = tmp_path / "r"
-    saved = {}
-
-    class Dying(ShuffledExecutor):
-        def wait(self, timeout=None):
-            if len(_history(run_dir)) == 23:  # the checkpoint covers 20 lines
-                saved["checkpoint"] = (run_dir / "checkpoint.json").read_bytes()
-                saved["history"] = (run_dir / "history.jsonl").read_text()
-                raise Killed
-            return super().wait(timeout)
-
-    with pytest.raises(Killed):
-        start_search(CFG, run_dir=run_dir, executor_factory=lambda s, c: Dying(s, num_workers=3, seed=2))
-    (run_dir / "checkpoint.json").write_bytes(saved["checkpoint"])
-    (run_dir / "history.jsonl").write_text(saved["history"] + '{"id": 99, "genot')
-    before = [json.loads(line) for line in saved["history"].splitlines()]
-    checkpoint = json.loads(saved["checkpoint"])
+    checkpoint, before = kill_search_when(CFG, run_dir, lambda history: len(history) == 23)
     assert checkpoint["evaluations"] == 20
 
     def fresh() -> NSGA2:
@@ -157,7 +135,7 @@ def test_resume_after_a_kill_restores_the_population_exactly(tmp_path, space):
     assert [m.rank for m in restored.population] == [m.rank for m in never_died.population]
 
     resume_search(run_dir, executor_factory=lambda s, c: ShuffledExecutor(s, num_workers=3, seed=3))
-    after = _history(run_dir)
+    after = history_lines(run_dir)
     assert after[:23] == before and len(after) == 40 and len({r["id"] for r in after}) == 40
     assert json.loads((run_dir / "best.json").read_text())["complete"]
 
@@ -170,7 +148,7 @@ def test_train_selection_by_front_and_by_cost_bounds(tmp_path):
     front = json.loads((run / "best.json").read_text())["front"]
     assert [c["genotype"] for c in front_genotypes(run)] == [c["genotype"] for c in front]
     [picked] = pick_genotype(run, "params<=0.3M")
-    within = [r for r in _history(run) if r["status"] == "ok" and r["costs"]["params"] <= 0.3]
+    within = [r for r in history_lines(run) if r["status"] == "ok" and r["costs"]["params"] <= 0.3]
     assert picked["score"] == max(r["score"] for r in within)
     with pytest.raises(EvonasError, match="--pick takes bounds"):
         pick_genotype(run, "size<=1M")

@@ -8,20 +8,13 @@ import pytest
 
 from evonas.settings import SearchSettings
 from evonas.errors import EvonasError
-from evonas.runs import RunRecord, Tally, write_atomic
+from evonas.runs import RunRecord, write_atomic
 from evonas.searching import resume_search, start_search
-from search_fakes import FakeScorer, ShuffledExecutor, local_fake
+from search_fakes import FakeScorer, ShuffledExecutor, history_lines, kill_search_when, local_fake
 
 CFG = SearchSettings(space="nb201", estimator="params", budget=40, population=6, sample=2, seed=1, checkpoint_every=5)
 
 
-class Killed(BaseException):
-    """Stands in for the process dying."""
-
-
-def _history(run_dir) -> list[dict]:
-    path = run_dir / "history.jsonl"
-    return [json.loads(line) for line in path.read_text().splitlines()] if path.exists() else []
 
 
 def test_atomic_write_replaces_whole_file(tmp_path):
@@ -56,7 +49,7 @@ def test_run_folder_contents(tmp_path):
     assert config["scoring"]["build_options"] == {"channels": 16, "cells_per_stage": 5}
     assert config["estimator"] == {"name": "params", "settings": {}, "higher_is_better": True,
                                    "needs_calibration": False}
-    hist = _history(run)
+    hist = history_lines(run)
     fields = {"id", "genotype", "key", "score", "seconds", "worker", "status", "cache_hit", "error"}
     assert all(fields <= r.keys() for r in hist)
     best = json.loads((run / "best.json").read_text())
@@ -81,7 +74,7 @@ def test_tensorboard_scalars_histogram_text_and_hparams(tmp_path):
     assert "fitness/population" in tags["histograms"]
     assert any(t.startswith("best/genotype") for t in tags["tensors"])
     best = acc.Scalars("fitness/best_so_far")
-    assert best[-1].step == 40 and best[-1].value == pytest.approx(max(r["score"] for r in _history(run)))
+    assert best[-1].step == 40 and best[-1].value == pytest.approx(max(r["score"] for r in history_lines(run)))
     population_best = acc.Scalars("fitness/best")  # of the current population: the best may have aged out
     assert all(p.value <= b.value + 1e-6 for p, b in zip(population_best, best[-len(population_best):]))
     assert (run / "tb" / "hparams").is_dir()
@@ -90,24 +83,9 @@ def test_tensorboard_scalars_histogram_text_and_hparams(tmp_path):
 def test_resume_after_a_kill_counts_every_evaluation_once(tmp_path):
     """Kill (no final checkpoint) with jobs in flight and a torn line; resume must finish exactly."""
     run_dir = tmp_path / "r"
-    saved = {}
-
-    class DyingExecutor(ShuffledExecutor):
-        def wait(self, timeout=None):
-            if len(_history(run_dir)) == 23:  # periodic checkpoint covers 20 lines, 3 lines after it
-                saved["checkpoint"] = (run_dir / "checkpoint.json").read_bytes()
-                saved["history"] = (run_dir / "history.jsonl").read_text()
-                raise Killed
-            return super().wait(timeout)
-
-    with pytest.raises(Killed):
-        start_search(CFG, run_dir=run_dir, executor_factory=lambda s, c: DyingExecutor(s, num_workers=3, seed=2))
-    # make the folder look exactly as kill -9 leaves it: last periodic checkpoint, torn last line
-    (run_dir / "checkpoint.json").write_bytes(saved["checkpoint"])
-    (run_dir / "history.jsonl").write_text(saved["history"] + '{"id": 99, "genot')
-    checkpoint = json.loads(saved["checkpoint"])
+    # dies with 3 lines past the periodic checkpoint at 20; the folder is left as kill -9 leaves it
+    checkpoint, before = kill_search_when(CFG, run_dir, lambda history: len(history) == 23)
     assert checkpoint["evaluations"] == 20 and checkpoint["pending"]
-    before = [json.loads(line) for line in saved["history"].splitlines()]
     assert len(before) == 23
 
     resumed = []
@@ -117,7 +95,7 @@ def test_resume_after_a_kill_counts_every_evaluation_once(tmp_path):
         return resumed[-1]
 
     resume_search(run_dir, executor_factory=factory)
-    after = _history(run_dir)
+    after = history_lines(run_dir)
     ids = [r["id"] for r in after]
     assert len(after) == 40 and len(set(ids)) == 40
     assert after[:23] == before  # nothing finished was lost, changed or repeated
@@ -136,7 +114,7 @@ def test_ctrl_c_checkpoints_and_resume_finishes(tmp_path):
 
     class Interrupted(ShuffledExecutor):
         def wait(self, timeout=None):
-            if len(_history(run_dir)) == 13:
+            if len(history_lines(run_dir)) == 13:
                 raise KeyboardInterrupt
             return super().wait(timeout)
 
@@ -147,7 +125,7 @@ def test_ctrl_c_checkpoints_and_resume_finishes(tmp_path):
     assert not json.loads((run_dir / "best.json").read_text())["complete"]
     assert not RunRecord.open(run_dir).summary()["complete"]
     resume_search(run_dir, executor_factory=lambda s, c: ShuffledExecutor(s, num_workers=2))
-    ids = [r["id"] for r in _history(run_dir)]
+    ids = [r["id"] for r in history_lines(run_dir)]
     assert len(ids) == 40 and len(set(ids)) == 40
     assert {int(i) for i in checkpoint["pending"]} <= set(ids)
 
@@ -156,9 +134,9 @@ def test_resume_can_extend_the_budget_but_not_change_the_search(tmp_path):
     run = start_search(CFG, run_dir=tmp_path / "r", executor_factory=local_fake)
     FakeScorer.calls = []
     resume_search(run, executor_factory=local_fake)  # finished: nothing to do, nothing scored
-    assert len(_history(run)) == 40 and FakeScorer.calls == []
+    assert len(history_lines(run)) == 40 and FakeScorer.calls == []
     resume_search(run, {"budget": 55}, executor_factory=local_fake)
-    ids = [r["id"] for r in _history(run)]
+    ids = [r["id"] for r in history_lines(run)]
     assert len(ids) == 55 and len(set(ids)) == 55
     with pytest.raises(EvonasError, match="population"):
         resume_search(run, {"population": 9}, executor_factory=local_fake)
