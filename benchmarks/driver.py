@@ -46,14 +46,14 @@ from evonas.settings import ScoringSettings, SearchSettings
 ROOT = Path(__file__).resolve().parents[1]
 #: The driver's parts, as (label, file suffix, function names) found in the profile.
 PARTS = (
-    ("proposal (mutation, canonical key)", "search/evolution.py", ("propose",)),
-    ("DEAP bookkeeping (tell: population, statistics, logbook)", "search/evolution.py", ("tell",)),
-    ("score cache", "search/cache.py", ("get", "put")),
+    ("proposal (mutation, canonical key)", "searching/evolution.py", ("propose",)),
+    ("DEAP bookkeeping (tell: population, statistics, logbook)", "searching/evolution.py", ("tell",)),
+    ("score cache", "searching/cache.py", ("get", "put")),
     ("history write (append)", "evonas/runs.py", ("append_history",)),
     ("run counters (Tally)", "evonas/runs.py", ("add",)),
-    ("TensorBoard per-evaluation scalars", "search/board.py", ("step",)),
-    ("TensorBoard best-genotype text", "search/board.py", ("best",)),
-    ("checkpoint (sync, state, histogram, best.json)", "search/driver.py", ("checkpoint",)),
+    ("TensorBoard per-evaluation scalars", "searching/board.py", ("step",)),
+    ("TensorBoard best-genotype text", "searching/board.py", ("best",)),
+    ("checkpoint (sync, state, histogram, best.json)", "searching/driver.py", ("checkpoint",)),
     ("executor (submit + wait, incl. the instant scorer)", "execution/local.py", ("submit", "wait")),
 )
 
@@ -146,7 +146,7 @@ def profile_parts(cfg: SearchSettings, root: Path, name: str) -> dict[str, Any]:
         hits = [(v[1], v[3]) for (file, _, func), v in stats.items() if file.endswith(suffix) and func in names]
         parts[label] = sum(c for _, c in hits)
         calls[label] = sum(n for n, _ in hits)
-    total = next(v[3] for (file, _, func), v in stats.items() if file.endswith("search/driver.py") and func == "run")
+    total = next(v[3] for (file, _, func), v in stats.items() if file.endswith("searching/driver.py") and func == "run")
     return {"wall_s_profiled": wall, "driver_run_s": total, "seconds": parts, "calls": calls,
             "other_s": total - sum(parts.values()), "per_eval_us": {k: v / cfg.budget * 1e6 for k, v in parts.items()}}
 
