@@ -170,3 +170,22 @@ def test_search_config_survives_json_and_fills_space_defaults():
     assert SearchSettings(space="nb201", time_limit=60, budget=None).resolved().executor == "local"
     with pytest.raises(EvonasError, match="budget"):
         SearchSettings(budget=None).resolved()
+
+
+def test_tensorboard_scalars_are_throttled_but_the_last_values_always_land(tmp_path):
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    from evonas.searching.board import Board
+
+    now = [0.0]
+    board = Board(tmp_path / "tb", interval=0.5, clock=lambda: now[0])
+    for step in range(1, 11):  # ten evaluations within 0.09 s: only the first is written at once
+        board.step(step, None, float(step), 100.0, 0.0)
+        now[0] += 0.01
+    now[0] += 1.0
+    board.step(11, None, 11.0, 100.0, 0.0)  # the interval has passed: written
+    board.step(12, None, 12.0, 100.0, 0.0)
+    board.close()  # the last values land at the end
+    acc = EventAccumulator(str(tmp_path / "tb"), size_guidance={"scalars": 0})
+    acc.Reload()
+    assert [e.step for e in acc.Scalars("fitness/best_so_far")] == [1, 11, 12]

@@ -1,22 +1,46 @@
 """TensorBoard view of a search (``tb/``): fitness curves, speed, cache hits, best cell, front hypervolume, hparams."""
 from __future__ import annotations
 
+import math
+import time
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any, Callable, Iterable
 
 import numpy as np
 from torch.utils.tensorboard import SummaryWriter
 
 
+#: Per-evaluation scalars are written at most this often, and always at a checkpoint and at the
+#: end: at thousands of evaluations per second one event per evaluation costs more than the search.
+SCALAR_INTERVAL_S = 0.5
+
+
 class Board:
     """Writes one run's TensorBoard events; ``purge_step`` drops what a kill left past the checkpoint."""
 
-    def __init__(self, tb_dir: Path, purge_step: int | None = None) -> None:
+    def __init__(self, tb_dir: Path, purge_step: int | None = None, interval: float = SCALAR_INTERVAL_S,
+                 clock: Callable[[], float] = time.monotonic) -> None:
         self.writer = SummaryWriter(str(tb_dir), purge_step=purge_step)
+        self.interval, self.clock = interval, clock
+        self._pending: tuple[Any, ...] | None = None
+        self._written_at = -math.inf
 
     def step(self, step: int, stats: dict[str, float] | None, best_so_far: float | None, rate: float,
              hit_rate: float) -> None:
-        """Per-evaluation scalars; ``stats`` summarises the current population (None before any)."""
+        """Per-evaluation scalars; ``stats`` summarises the current population (None before any).
+
+        The latest values are kept and written once ``interval`` has passed since the last write.
+        """
+        self._pending = (step, stats, best_so_far, rate, hit_rate)
+        if self.clock() - self._written_at >= self.interval:
+            self.flush()
+
+    def flush(self) -> None:
+        """Write the latest per-evaluation scalars now, if any are waiting."""
+        if self._pending is None:
+            return
+        step, stats, best_so_far, rate, hit_rate = self._pending
+        self._pending, self._written_at = None, self.clock()
         if stats:
             for name in ("best", "mean", "median"):
                 self.writer.add_scalar(f"fitness/{name}", stats[name], step)
@@ -30,6 +54,8 @@ class Board:
         self.writer.add_scalar("front/hypervolume", value, step)
 
     def histogram(self, step: int, scores: Iterable[float]) -> None:
+        """The population's scores (at each checkpoint, which also flushes the latest scalars)."""
+        self.flush()
         values = np.fromiter(scores, dtype=np.float64)
         if values.size:
             try:
@@ -45,4 +71,5 @@ class Board:
         self.writer.add_hparams(clean, metrics, run_name="hparams")
 
     def close(self) -> None:
+        self.flush()
         self.writer.close()
