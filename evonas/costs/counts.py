@@ -10,8 +10,9 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from estimators._torch_utils import forward_hooks
 from estimators.flops import COUNTERS
-from evonas.costs.network import hooked, op_modules
+from evonas.costs.network import op_modules
 from search_spaces.base import SearchSpace
 
 
@@ -42,6 +43,6 @@ def flops_split(space: SearchSpace, model: nn.Module, image_side: int) -> tuple[
 
     counted = [m for m in model.modules() if _count_of(m) is not None]
     device = next(model.parameters()).device
-    with hooked(counted, count), torch.no_grad():
+    with forward_hooks(counted, count), torch.no_grad():
         model(torch.zeros(1, 3, image_side, image_side, device=device))
     return totals["all"] / 1e6, totals["ops"] / 1e6

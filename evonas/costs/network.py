@@ -11,13 +11,13 @@ preprocessing, head) is the fixed part every cell of the space shares.
 """
 from __future__ import annotations
 
-from contextlib import contextmanager
-from typing import Any, Callable, Iterator
+from typing import Any
 
 import networkx as nx
 import torch
 from torch import nn
 
+from estimators._torch_utils import forward_hooks
 from evonas.data.sources import PICKLED, SYNTHETIC_DEFAULTS
 from evonas.errors import EvonasError
 from evonas.recipes import RECIPES
@@ -61,19 +61,9 @@ def meta_network(space: SearchSpace, graph: nx.DiGraph, num_classes: int, option
     return model.eval()
 
 
-@contextmanager
-def hooked(modules: list[nn.Module], hook: Callable[[nn.Module, tuple, Any], None]) -> Iterator[None]:
-    handles = [m.register_forward_hook(hook) for m in modules]
-    try:
-        yield
-    finally:
-        for handle in handles:
-            handle.remove()
-
-
 def traced_ops(space: SearchSpace, model: nn.Module, images: torch.Tensor) -> list[OpCall]:
     """Every call of a searchable op in one forward of ``images`` (dead ops are never called)."""
     calls: list[OpCall] = []
-    with hooked(op_modules(space, model), lambda m, inputs, _out: calls.append((m, inputs[0]))), torch.no_grad():
+    with forward_hooks(op_modules(space, model), lambda m, inputs, _out: calls.append((m, inputs[0]))), torch.no_grad():
         model(images)
     return calls
