@@ -246,6 +246,7 @@ def main() -> None:
     parser.add_argument("--skip-searches", action="store_true", help="only the true trade-off")
     parser.add_argument("--report", action="store_true", help="only rewrite the markdown from multiobjective.json")
     parser.add_argument("--latency-run", action="store_true", help="also seed 0 with predicted CPU latency")
+    parser.add_argument("--precompute", metavar="K/N", help="only score shard K of N of every canonical class, then stop")
     args = parser.parse_args()
     if args.report:
         write_report(json.loads((HERE / "multiobjective.json").read_text()), args)
@@ -259,6 +260,9 @@ def main() -> None:
     acc = {g: truth.accuracy(g, "cifar10_test") for g in params}
     best = {b: max(a for g, a in acc.items() if params[g] <= b + 1e-9) for b in BUDGETS}
     true_front = pareto([(params[g], acc[g], g) for g in params])
+    if args.precompute:
+        precompute(args, space, list(params))
+        return
     result: dict[str, Any] = {
         "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
         "true_best_under": {str(b): best[b] for b in BUDGETS}, "issue_best_under": {str(b): ISSUE[b] for b in BUDGETS},
@@ -302,6 +306,29 @@ def main() -> None:
         result["latency"] = latency_runs(args, params, acc, best, true_front)
     (HERE / "multiobjective.json").write_text(json.dumps(result, indent=1) + "\n")
     write_report(result, args)
+
+
+def precompute(args: argparse.Namespace, space, genotypes: list[str]) -> None:
+    """Score one representative of every canonical class (shard K of N), so the searches only read scores.
+
+    The representative is the first member in a seeded shuffle of all cells; shards split the classes,
+    so several processes can fill the shared file at once (each line is one small append).
+    """
+    shard, shards = (int(x) for x in args.precompute.split("/"))
+    random.Random(0).shuffle(genotypes)
+    firsts: dict[str, str] = {}
+    for g in genotypes:
+        firsts.setdefault(space.str_key(g), g)
+    mine = [g for i, g in enumerate(firsts.values()) if i % shards == shard]
+    args.work.mkdir(parents=True, exist_ok=True)
+    shared = SharedScores(args.work / "scores.jsonl", str(SHARED / "data"))
+    todo = [g for g in mine if space.str_key(g) not in shared.scores]
+    print(f"{len(firsts)} classes; shard {shard}/{shards}: {len(mine)}, {len(todo)} to score", flush=True)
+    t0 = time.perf_counter()
+    for i, g in enumerate(todo, 1):
+        shared.score(g)
+        if i % 50 == 0:
+            print(f"{i}/{len(todo)} scored, {(time.perf_counter() - t0) / i:.2f} s per cell", flush=True)
 
 
 def latency_runs(args: argparse.Namespace, params: dict, acc: dict, best: dict, true_front: list) -> dict[str, Any]:

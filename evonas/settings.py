@@ -24,6 +24,10 @@ SPACE_DEFAULTS: dict[str, tuple[int, int]] = {"nb201": (25, 5), "darts": (50, 10
 FALLBACK_POPULATION_SAMPLE = (25, 5)
 DEFAULT_BUDGET = 500
 DEFAULT_CHECKPOINT_EVERY = 25
+#: A periodic checkpoint also waits this long after the previous one: the history already makes
+#: every evaluation count, and at thousands of evaluations per second a checkpoint every K
+#: evaluations (three fsyncs each) would cost more than the search.
+DEFAULT_CHECKPOINT_SECONDS = 2.0
 DEFAULT_TOP_K = 5
 DEFAULT_BATCH_SIZE = 64
 DEFAULT_DATASET = "cifar10"
@@ -160,6 +164,7 @@ class SearchSettings:
     build_options: dict[str, Any] | None = None
     warmup: int = 0
     checkpoint_every: int = DEFAULT_CHECKPOINT_EVERY
+    checkpoint_seconds: float = DEFAULT_CHECKPOINT_SECONDS
     top_k: int = DEFAULT_TOP_K
     executor: str | None = None
     workers: int | None = None  # None: 1 in process, or the Ray executor's default pool
@@ -238,6 +243,8 @@ class SearchSettings:
             raise EvonasError(f"{what} is larger than --budget ({self.budget}); raise the budget or lower it")
         if self.checkpoint_every < 1:
             raise EvonasError(f"--checkpoint-every must be at least 1, not {self.checkpoint_every}")
+        if not self.checkpoint_seconds >= 0:
+            raise EvonasError(f"--checkpoint-seconds must be 0 or more, not {self.checkpoint_seconds}")
         if self.batch_size < 1:
             raise EvonasError(f"--batch-size must be at least 1, not {self.batch_size}")
         check_batch_policy(self.batch_policy)

@@ -77,6 +77,10 @@ class SearchSpace(ABC):
         lines = [f"{u} -> {v}: {d.get('op', '')}" for u, v, d in sorted(g.edges(data=True), key=str)]
         return "\n".join(lines)
 
+    def mutate_str(self, s: str, rng: random.Random) -> str:
+        """``mutate`` on the text form (spaces may skip the graphs, with the same draws and child)."""
+        return self.to_str(self.mutate(self.from_str(s), rng))
+
     def str_key(self, s: str) -> str:
         """Canonical key straight from a genotype string."""
         return self.canonical_key(self.from_str(s))

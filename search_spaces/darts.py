@@ -13,6 +13,7 @@ per intermediate node) and the DARTS ``Genotype(normal=[('sep_conv_3x3', 0), ...
 from __future__ import annotations
 
 import ast
+import functools
 import itertools
 import math
 import random
@@ -263,12 +264,47 @@ def _parse_compact(s: str) -> dict[str, CellSpec]:
     return specs
 
 
+@functools.lru_cache(maxsize=16_384)
+def _parse_any(s: str) -> dict[str, CellSpec]:
+    """Either text form (compact, or DARTS ``Genotype(...)``) as per-cell pair lists.
+
+    Remembered (parents are parsed again at every selection), so callers must not change the result.
+    """
+    if not isinstance(s, str):
+        raise GenotypeError(f"DARTS genotype must be a string, got {type(s).__name__}")
+    text = s.strip()
+    return _parse_darts_text(text) if "Genotype" in text.partition("(")[0] else _parse_compact(text)
+
+
+def _mutated(specs: dict[str, CellSpec], rng: random.Random) -> dict[str, CellSpec]:
+    """A copy of ``specs`` with one op changed or (with probability 1/2 where another input exists) one input."""
+    specs = {name: [list(node) for node in spec] for name, spec in specs.items()}
+    cell, k, slot = rng.choice(CELLS), rng.randrange(len(NODES)), rng.randrange(2)
+    node = NODES[k]
+    op, src = specs[cell][k][slot]
+    taken = {s for _, s in specs[cell][k]}
+    others = [s for s in range(node) if s not in taken]
+    if others and rng.random() < 0.5:
+        specs[cell][k][slot] = (op, rng.choice(others))
+    else:
+        specs[cell][k][slot] = (rng.choice([o for o in OPS if o != op]), src)
+    return specs
+
+
+def _canonical_text(specs: dict[str, CellSpec]) -> str:
+    return ";".join(f"{cell}={_canonical_cell(tuple(map(tuple, specs[cell])))}" for cell in CELLS)
+
+
 def _cell_text(spec: CellSpec) -> str:
     return "|".join(",".join(f"{SHORT[op]}~{src}" for op, src in node) for node in spec)
 
 
-def _canonical_cell(spec: CellSpec) -> str:
-    """Smallest text over all relabelings of nodes 2..5 that keep inputs earlier than their node."""
+@functools.lru_cache(maxsize=65_536)
+def _canonical_cell(spec: tuple[tuple[tuple[str, int], ...], ...]) -> str:
+    """Smallest text over all relabelings of nodes 2..5 that keep inputs earlier than their node.
+
+    Remembered per cell: a mutation changes one of the two cells, so the other one's key is known.
+    """
     best = None
     for perm in _PERMUTATIONS:
         relabel = {0: 0, 1: 1, **perm}
@@ -303,17 +339,12 @@ class DartsSpace(SearchSpace):
 
     def mutate(self, g: nx.DiGraph, rng: random.Random) -> nx.DiGraph:
         """Change one op, or (with probability 1/2 where another input exists) one input."""
-        specs = self.specs(g)
-        cell, k, slot = rng.choice(CELLS), rng.randrange(len(NODES)), rng.randrange(2)
-        node = NODES[k]
-        op, src = specs[cell][k][slot]
-        taken = {s for _, s in specs[cell][k]}
-        others = [s for s in range(node) if s not in taken]
-        if others and rng.random() < 0.5:
-            specs[cell][k][slot] = (op, rng.choice(others))
-        else:
-            specs[cell][k][slot] = (rng.choice([o for o in OPS if o != op]), src)
-        return self._graph(specs)
+        return self._graph(_mutated(self.specs(g), rng))
+
+    def mutate_str(self, s: str, rng: random.Random) -> str:
+        """``mutate`` on the text form without building graphs (the same draws, the same child)."""
+        specs = _mutated(_parse_any(s), rng)
+        return ";".join(f"{cell}={_cell_text(specs[cell])}" for cell in CELLS)
 
     def is_valid(self, g: nx.DiGraph) -> bool:
         try:
@@ -335,11 +366,7 @@ class DartsSpace(SearchSpace):
         return f"Genotype({', '.join(fields)})"
 
     def from_str(self, s: str) -> nx.DiGraph:
-        if not isinstance(s, str):
-            raise GenotypeError(f"DARTS genotype must be a string, got {type(s).__name__}")
-        text = s.strip()
-        parse = _parse_darts_text if "Genotype" in text.partition("(")[0] else _parse_compact
-        return self._graph(parse(text))
+        return self._graph(_parse_any(s))
 
     def canonical_key(self, g: nx.DiGraph) -> str:
         """Compact text of the smallest isomorphic relabeling of each cell.
@@ -348,8 +375,10 @@ class DartsSpace(SearchSpace):
         (all four are concatenated, so their order only permutes channels). The key is itself a
         valid compact genotype string.
         """
-        specs = self.specs(g)
-        return ";".join(f"{cell}={_canonical_cell(specs[cell])}" for cell in CELLS)
+        return _canonical_text(self.specs(g))
+
+    def str_key(self, s: str) -> str:
+        return _canonical_text(_parse_any(s))
 
     # ---- networks ------------------------------------------------------------------------------
     def build(self, g: nx.DiGraph, num_classes: int, **options: Any) -> nn.Module:

@@ -6,6 +6,7 @@ node 1's inputs, then node 2's, then node 3's. Node 0 is the cell input, node 3 
 """
 from __future__ import annotations
 
+import functools
 import itertools
 import random
 from typing import Any
@@ -144,6 +145,65 @@ def _parse_entry(text: str, node: int, position: int) -> str:
     return op
 
 
+@functools.lru_cache(maxsize=16_384)
+def _parse_ops(s: str) -> tuple[str, ...]:
+    """The ops of the text form, in ``EDGES`` order; a ``GenotypeError`` names what is wrong.
+
+    Remembered: evolution parses the same few thousand strings over and over.
+    """
+    if not isinstance(s, str):
+        raise GenotypeError(f"NB-201 genotype must be a string, got {type(s).__name__}")
+    text = s.strip()
+    if len(text) < 2 or not (text.startswith("|") and text.endswith("|")):
+        raise GenotypeError(
+            f"NB-201 genotype must look like |op~0|+|op~0|op~1|+|op~0|op~1|op~2|, got {s!r}")
+    groups = text[1:-1].split("|+|")
+    if len(groups) != NUM_NODES - 1:
+        raise GenotypeError(
+            f"NB-201 genotype needs {NUM_NODES - 1} node groups joined by '+', got {len(groups)} in {s!r}")
+    ops: list[str] = []
+    for j, group in enumerate(groups, start=1):
+        entries = group.split("|")
+        if len(entries) != j:
+            raise GenotypeError(f"NB-201 genotype: node {j} needs {j} inputs, got {len(entries)} ({group!r})")
+        ops.extend(_parse_entry(entry, j, i) for i, entry in enumerate(entries))
+    return tuple(ops)
+
+
+def _ops_text(ops: tuple[str, ...]) -> str:
+    """The text form of ops given in ``EDGES`` order."""
+    by_edge = dict(zip(EDGES, ops))
+    groups = ("|".join(f"{by_edge[i, j]}~{i}" for i in range(j)) for j in range(1, NUM_NODES))
+    return "|" + "|+|".join(groups) + "|"
+
+
+def _mutated(ops: tuple[str, ...], rng: random.Random) -> tuple[str, ...]:
+    """One edge (drawn uniformly) gets another op (drawn uniformly from the other four)."""
+    k = EDGES.index(rng.choice(EDGES))
+    child = list(ops)
+    child[k] = rng.choice([op for op in OPS if op != ops[k]])
+    return tuple(child)
+
+
+@functools.lru_cache(maxsize=16_384)
+def _key_of_ops(ops: tuple[str, ...]) -> str:
+    """The canonical key (see ``NB201Space.canonical_key``) of ops given in ``EDGES`` order."""
+    by_edge = dict(zip(EDGES, ops))
+    expr = {0: "0"}
+    for j in range(1, NUM_NODES):
+        terms = []
+        for i in range(j):
+            op = by_edge[i, j]
+            if op == "none" or expr[i] == _ZERO:
+                terms.append(_ZERO)
+            elif op == "skip_connect":
+                terms.append(expr[i])
+            else:
+                terms.append(f"({expr[i]})@{op}")
+        expr[j] = "+".join(sorted(terms))
+    return expr[OUTPUT]
+
+
 @register
 class NB201Space(SearchSpace):
     """The NAS-Bench-201 cell space (15,625 cells, 6,466 isomorphism classes)."""
@@ -167,11 +227,11 @@ class NB201Space(SearchSpace):
         return self._graph({edge: rng.choice(OPS) for edge in EDGES})
 
     def mutate(self, g: nx.DiGraph, rng: random.Random) -> nx.DiGraph:
-        self._check(g)
-        edge = rng.choice(EDGES)
-        child = g.copy()
-        child.edges[edge]["op"] = rng.choice([op for op in OPS if op != g.edges[edge]["op"]])
-        return child
+        return self._graph(dict(zip(EDGES, _mutated(self._ops(g), rng))))
+
+    def mutate_str(self, s: str, rng: random.Random) -> str:
+        """``mutate`` on the text form without building graphs (the same draws, the same child)."""
+        return _ops_text(_mutated(_parse_ops(s), rng))
 
     def is_valid(self, g: nx.DiGraph) -> bool:
         return (isinstance(g, nx.DiGraph)
@@ -181,29 +241,10 @@ class NB201Space(SearchSpace):
 
     # ---- text form -----------------------------------------------------------------------------
     def to_str(self, g: nx.DiGraph) -> str:
-        self._check(g)
-        groups = ("|".join(f"{g.edges[i, j]['op']}~{i}" for i in range(j)) for j in range(1, NUM_NODES))
-        return "|" + "|+|".join(groups) + "|"
+        return _ops_text(self._ops(g))
 
     def from_str(self, s: str) -> nx.DiGraph:
-        if not isinstance(s, str):
-            raise GenotypeError(f"NB-201 genotype must be a string, got {type(s).__name__}")
-        text = s.strip()
-        if len(text) < 2 or not (text.startswith("|") and text.endswith("|")):
-            raise GenotypeError(
-                f"NB-201 genotype must look like |op~0|+|op~0|op~1|+|op~0|op~1|op~2|, got {s!r}")
-        groups = text[1:-1].split("|+|")
-        if len(groups) != NUM_NODES - 1:
-            raise GenotypeError(
-                f"NB-201 genotype needs {NUM_NODES - 1} node groups joined by '+', got {len(groups)} in {s!r}")
-        ops: dict[tuple[int, int], str] = {}
-        for j, group in enumerate(groups, start=1):
-            entries = group.split("|")
-            if len(entries) != j:
-                raise GenotypeError(f"NB-201 genotype: node {j} needs {j} inputs, got {len(entries)} ({group!r})")
-            for i, entry in enumerate(entries):
-                ops[i, j] = _parse_entry(entry, j, i)
-        return self._graph(ops)
+        return self._graph(dict(zip(EDGES, _parse_ops(s))))
 
     # ---- equivalence ---------------------------------------------------------------------------
     def canonical_key(self, g: nx.DiGraph) -> str:
@@ -217,20 +258,10 @@ class NB201Space(SearchSpace):
         grouped), which yields its 6,466 classes; dropping zero terms and flattening sums would
         merge further (4,930 classes) and no longer match the published table.
         """
-        self._check(g)
-        expr = {0: "0"}
-        for j in range(1, NUM_NODES):
-            terms = []
-            for i in range(j):
-                op = g.edges[i, j]["op"]
-                if op == "none" or expr[i] == _ZERO:
-                    terms.append(_ZERO)
-                elif op == "skip_connect":
-                    terms.append(expr[i])
-                else:
-                    terms.append(f"({expr[i]})@{op}")
-            expr[j] = "+".join(sorted(terms))
-        return expr[OUTPUT]
+        return _key_of_ops(self._ops(g))
+
+    def str_key(self, s: str) -> str:
+        return _key_of_ops(_parse_ops(s))
 
     # ---- networks ------------------------------------------------------------------------------
     def build(self, g: nx.DiGraph, num_classes: int, **options: Any) -> nn.Module:
@@ -268,6 +299,11 @@ class NB201Space(SearchSpace):
         for edge in EDGES:
             g.add_edge(*edge, op=ops[edge])
         return g
+
+    def _ops(self, g: nx.DiGraph) -> tuple[str, ...]:
+        """The ops of a checked genotype, in text-form (``EDGES``) order."""
+        self._check(g)
+        return tuple(g.edges[e]["op"] for e in EDGES)
 
     def _check(self, g: nx.DiGraph) -> None:
         if not self.is_valid(g):

@@ -31,7 +31,7 @@ def _history(run: Path) -> list[dict]:
 def test_short_searches_reproduce_v0_1_0_histories(tmp_path: Path) -> None:
     for estimator, interval in (("sweet", (1e-4, 5e-4)), ("synflow", None)):
         settings = SearchSettings(space="nb201", estimator=estimator, budget=10, population=4, sample=2, seed=3,
-                                  dataset="synthetic", batch_size=8, interval=interval, checkpoint_every=4)
+                                  dataset="synthetic", batch_size=8, interval=interval, checkpoint_every=4, checkpoint_seconds=0)
         run = start_search(settings, run_dir=tmp_path / estimator)
         assert _history(run) == GOLDEN[f"search_{estimator}"], estimator
 

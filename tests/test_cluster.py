@@ -90,7 +90,7 @@ def _node(worker: str) -> str:
 
 def test_search_survives_a_killed_node_and_grows_onto_a_joining_one(cluster, tmp_path):
     settings = SearchSettings(space="nb201", estimator="params", dataset="synthetic", budget=150, population=10,
-                              sample=3, seed=4, checkpoint_every=10, workers=2)
+                              sample=3, seed=4, checkpoint_every=10, checkpoint_seconds=0, workers=2)
     node_b = cluster.add_node(**LOOPBACK, num_cpus=1, resources={"node_b": 1})
     pools: list[RayExecutor] = []
     events: dict[str, object] = {"most_actors": 0}

@@ -15,7 +15,7 @@ from search_fakes import FakeScorer, ShuffledExecutor, history_lines, kill_searc
 
 LIMIT = 0.6  # million parameters: roughly half of the random NB-201 cells are over it
 CFG = SearchSettings(space="nb201", estimator="params", budget=30, population=6, sample=2, seed=1,
-                     checkpoint_every=5, constraints={"params": LIMIT})
+                     checkpoint_every=5, checkpoint_seconds=0, constraints={"params": LIMIT})
 
 
 

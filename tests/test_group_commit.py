@@ -15,7 +15,7 @@ from evonas.runs import HistoryWriter, RunRecord
 from evonas.searching import resume_search, start_search
 from evonas.settings import SearchSettings
 
-CFG = SearchSettings(space="nb201", estimator="params", budget=40, population=6, sample=2, seed=1, checkpoint_every=5)
+CFG = SearchSettings(space="nb201", estimator="params", budget=40, population=6, sample=2, seed=1, checkpoint_every=5, checkpoint_seconds=0)
 
 
 class Killed(BaseException):

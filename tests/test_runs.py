@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 import shutil
+from dataclasses import replace
 
 import pytest
 
@@ -12,7 +13,7 @@ from evonas.runs import RunRecord, write_atomic
 from evonas.searching import resume_search, start_search
 from search_fakes import FakeScorer, ShuffledExecutor, history_lines, kill_search_when, local_fake
 
-CFG = SearchSettings(space="nb201", estimator="params", budget=40, population=6, sample=2, seed=1, checkpoint_every=5)
+CFG = SearchSettings(space="nb201", estimator="params", budget=40, population=6, sample=2, seed=1, checkpoint_every=5, checkpoint_seconds=0)
 
 
 
@@ -109,6 +110,20 @@ def test_resume_after_a_kill_counts_every_evaluation_once(tmp_path):
     assert json.loads((run_dir / "best.json").read_text())["complete"]
 
 
+def test_checkpoints_wait_for_their_interval_and_resume_from_an_old_one_is_exact(tmp_path):
+    """With checkpoint_seconds, periodic checkpoints are skipped; a kill then replays the whole history."""
+    slow = replace(CFG, checkpoint_seconds=3600.0)
+    checkpoint, before = kill_search_when(slow, tmp_path / "r", lambda history: len(history) == 23)
+    assert checkpoint["evaluations"] == 0 and checkpoint["evolution"]["logbook"] == []  # only the starting one
+    resume_search(tmp_path / "r", executor_factory=lambda s, c: ShuffledExecutor(s, num_workers=3, seed=3))
+    after = history_lines(tmp_path / "r")
+    assert len(after) == 40 and len({r["id"] for r in after}) == 40 and after[:23] == before
+    final = json.loads((tmp_path / "r" / "checkpoint.json").read_text())
+    assert final["evaluations"] == 40
+    # one logbook entry per checkpoint: the resumed session's first periodic one (at 25) and the last
+    assert [entry["evals"] for entry in final["evolution"]["logbook"]] == [25, 40]
+
+
 def test_ctrl_c_checkpoints_and_resume_finishes(tmp_path):
     run_dir = tmp_path / "r"
 
@@ -178,14 +193,21 @@ def test_tensorboard_scalars_are_throttled_but_the_last_values_always_land(tmp_p
     from evonas.searching.board import Board
 
     now = [0.0]
+    summarised: list[int] = []
+
+    def stats(step: int):
+        return lambda: summarised.append(step) or {"best": step, "mean": step, "median": step}
+
     board = Board(tmp_path / "tb", interval=0.5, clock=lambda: now[0])
     for step in range(1, 11):  # ten evaluations within 0.09 s: only the first is written at once
-        board.step(step, None, float(step), 100.0, 0.0)
+        board.step(step, stats(step), float(step), 100.0, 0.0)
         now[0] += 0.01
     now[0] += 1.0
-    board.step(11, None, 11.0, 100.0, 0.0)  # the interval has passed: written
-    board.step(12, None, 12.0, 100.0, 0.0)
+    board.step(11, stats(11), 11.0, 100.0, 0.0)  # the interval has passed: written
+    board.step(12, stats(12), 12.0, 100.0, 0.0)
     board.close()  # the last values land at the end
     acc = EventAccumulator(str(tmp_path / "tb"), size_guidance={"scalars": 0})
     acc.Reload()
     assert [e.step for e in acc.Scalars("fitness/best_so_far")] == [1, 11, 12]
+    assert summarised == [1, 11, 12]  # the population is summarised only for the steps written
+    assert [e.value for e in acc.Scalars("fitness/mean")] == [1, 11, 12]

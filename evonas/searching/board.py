@@ -25,11 +25,12 @@ class Board:
         self._pending: tuple[Any, ...] | None = None
         self._written_at = -math.inf
 
-    def step(self, step: int, stats: dict[str, float] | None, best_so_far: float | None, rate: float,
-             hit_rate: float) -> None:
-        """Per-evaluation scalars; ``stats`` summarises the current population (None before any).
+    def step(self, step: int, stats: Callable[[], dict[str, float] | None], best_so_far: float | None,
+             rate: float, hit_rate: float) -> None:
+        """Per-evaluation scalars; ``stats()`` summarises the current population (None before any).
 
-        The latest values are kept and written once ``interval`` has passed since the last write.
+        The latest values are kept and written once ``interval`` has passed since the last write;
+        ``stats`` is called only then (the summary is the costly part).
         """
         self._pending = (step, stats, best_so_far, rate, hit_rate)
         if self.clock() - self._written_at >= self.interval:
@@ -39,8 +40,9 @@ class Board:
         """Write the latest per-evaluation scalars now, if any are waiting."""
         if self._pending is None:
             return
-        step, stats, best_so_far, rate, hit_rate = self._pending
+        step, summarise, best_so_far, rate, hit_rate = self._pending
         self._pending, self._written_at = None, self.clock()
+        stats = summarise()
         if stats:
             for name in ("best", "mean", "median"):
                 self.writer.add_scalar(f"fitness/{name}", stats[name], step)

@@ -215,6 +215,7 @@ class _Driver:
         self.board = Board(record.tb_dir, purge_step=self.tally.evaluations if checkpoint is not None else None)
         self.session_start = time.monotonic()
         self.session_done = 0
+        self.checkpointed_at = -math.inf
 
     # ---- resume -------------------------------------------------------------------
     def _restore(self, history: list[dict[str, Any]], checkpoint: dict[str, Any]) -> None:
@@ -341,14 +342,15 @@ class _Driver:
         self._note_point(line)
         self.session_done += 1
         done = self.tally.evaluations
-        stats = self.evolution.logbook[-1] if len(self.evolution.logbook) else None
         best = self.evolution.best
-        self.board.step(done, stats, best.score if best else None, self.rate(), self.tally.cache_hit_rate)
+        self.board.step(done, self.evolution.statistics, best.score if best else None, self.rate(),
+                        self.tally.cache_hit_rate)
         if member is not None and best is not None and best is not best_before:
             self.board.best(done, best.genotype, best.score)
         if len(self.first_points) == self.settings.population and self.tally.front_costs:
             self.board.hypervolume(done, hypervolume(self.tally.front_points(), self._reference()))
-        if done % self.settings.checkpoint_every == 0:
+        if (done % self.settings.checkpoint_every == 0
+                and time.monotonic() - self.checkpointed_at >= self.settings.checkpoint_seconds):
             self.checkpoint()
         if self.progress is not None:
             self.progress(Progress(done, self.settings.budget, best.score if best else None, self.rate(),
@@ -375,6 +377,7 @@ class _Driver:
         """Atomically save the state covering every history line written so far (synced first:
         a checkpoint never counts a line that is not on disk)."""
         self.record.sync()
+        self.evolution.record_statistics()
         self.record.write_checkpoint({
             "format": CHECKPOINT_FORMAT,
             "evaluations": self.tally.evaluations,
@@ -386,6 +389,7 @@ class _Driver:
         })
         self.board.histogram(self.tally.evaluations, (ind.score for ind in self.evolution.population))
         self.record.write_best(self.summary(complete=False))
+        self.checkpointed_at = time.monotonic()
 
     def summary(self, complete: bool) -> dict[str, Any]:
         return self.tally.summary(self.settings.budget, self.settings.top_k, self.elapsed(), complete)

@@ -14,8 +14,11 @@ the best P of them. Every random draw comes from one ``random.Random`` whose sta
 part of ``state_dict()``.
 
 DEAP supplies the individuals and their fitness (so ``higher_is_better`` only flips the
-fitness weight), the per-step ``Statistics``/``Logbook`` and a ``HallOfFame`` that keeps
-one member per canonical key.
+fitness weight), the population ``Statistics``/``Logbook`` and a ``HallOfFame`` that keeps
+one member per canonical key. Statistics are computed when asked for (TensorBoard's throttled
+scalars, a checkpoint's logbook entry), not on every ``tell``: at thousands of evaluations per
+second a per-step summary, and a logbook that grows with every evaluation inside every
+checkpoint, cost more than the search itself.
 """
 from __future__ import annotations
 
@@ -31,6 +34,8 @@ from deap import base, creator, tools
 from search_spaces.base import SearchSpace
 
 HALL_OF_FAME_SIZE = 20
+#: Canonical keys remembered per run (NB-201 has 15,625 strings; a DARTS run rarely repeats one).
+KEY_MEMO_SIZE = 100_000
 LOGBOOK_HEADER = ["evals", "size", "best", "mean", "median", "std"]
 
 
@@ -114,6 +119,7 @@ class AgingEvolution:
         self.stats.register("std", np.std)
         self.logbook = tools.Logbook()
         self.logbook.header = LOGBOOK_HEADER
+        self._keys: dict[str, str] = {}
 
     # ---- the two calls the driver makes --------------------------------------------
     def propose(self) -> Proposal:
@@ -122,8 +128,17 @@ class AgingEvolution:
             graph = self.space.sample(self.rng)
             return Proposal(self.space.to_str(graph), self.space.canonical_key(graph))
         parent = self.select()
-        child = self.space.mutate(self.space.from_str(parent.genotype), self.rng)
-        return Proposal(self.space.to_str(child), self.space.canonical_key(child), parent.eval_id)
+        child = self.space.mutate_str(parent.genotype, self.rng)
+        return Proposal(child, self._key(child), parent.eval_id)
+
+    def _key(self, genotype: str) -> str:
+        """Canonical key of a child, remembered: evolution proposes the same strings again and again."""
+        key = self._keys.get(genotype)
+        if key is None:
+            if len(self._keys) >= KEY_MEMO_SIZE:
+                self._keys.clear()
+            key = self._keys[genotype] = self.space.str_key(genotype)
+        return key
 
     def tell(self, eval_id: int, genotype: str, key: str, score: float | None,
              costs: dict[str, float] | None = None) -> Candidate | None:
@@ -143,8 +158,17 @@ class AgingEvolution:
         elif len(self.population) >= self.initial_size:
             self._start_evolving()
         self.hall_of_fame.update([ind])
-        self.logbook.record(evals=self.told, size=len(self.population), **self.stats.compile(self.population))
         return ind
+
+    def statistics(self) -> dict[str, float] | None:
+        """Best, mean, median and spread of the current population (None while it is empty)."""
+        return self.stats.compile(self.population) if self.population else None
+
+    def record_statistics(self) -> None:
+        """Append the population's statistics to the logbook (the driver does so at each checkpoint)."""
+        stats = self.statistics()
+        if stats is not None and (not len(self.logbook) or self.logbook[-1]["evals"] != self.told):
+            self.logbook.record(evals=self.told, size=len(self.population), **stats)
 
     # ---- rules --------------------------------------------------------------------
     def _member(self, eval_id: int, genotype: str, key: str, score: float,
@@ -182,7 +206,7 @@ class AgingEvolution:
 
     # ---- checkpointing ------------------------------------------------------------
     def state_dict(self) -> dict[str, Any]:
-        """Plain-JSON state: population in age order, hall of fame, RNG, counters, logbook."""
+        """Plain-JSON state: population in age order, hall of fame, RNG, counters, logbook (one entry per checkpoint)."""
         version, internal, gauss = self.rng.getstate()
         return {
             **{name: getattr(self, name) for name in self.STATE_CHECKS},
