@@ -5,13 +5,11 @@ TensorBoard, checkpoints) runs against a scorer that answers at once, so every s
 measured is the driver's own. Modes:
 
 - in-process, history group-committed (one fsync per 0.2 s) and, for comparison, fsync'ed per line;
-- the same with two proposed fixes patched into this process only (``--what-if``): checkpoint and
-  best.json encoded by the C JSON encoder in one write instead of ``json.dump``'s pure-Python
-  streaming, and TensorBoard's per-evaluation scalars written at most every 0.5 s;
 - Ray with many light actors (``--actors`` actors x ``--jobs-per-actor`` jobs in flight), one job
   per actor call and ``--jobs-per-call`` jobs per call;
 - Ray's per-evaluation overhead at 1 worker with a scorer that sleeps ``--job-ms`` (a GPU-sized
-  evaluation), 1 and 2 jobs in flight per actor.
+  evaluation), 1 and 2 jobs in flight per actor, measured in the steady state: from the first
+  scored result to the last (Ray's start and the actor's start-up are not per-evaluation costs).
 
 The in-process runs are profiled (cProfile on CPU time, robust to other users' load) and their
 time split into the driver's parts. Writes ``benchmarks/driver.json`` and prints a summary
@@ -31,7 +29,6 @@ import sys
 import tempfile
 import time
 import zlib
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -40,7 +37,7 @@ import ray
 from estimators.base import EstimatorResult
 from evonas import runs
 from evonas.execution import LocalExecutor, RayExecutor, RaySession
-from evonas.searching import board, start_search
+from evonas.searching import start_search
 from evonas.settings import ScoringSettings, SearchSettings
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -69,41 +66,6 @@ class InstantScorer:
             time.sleep(self.sleep_s)
         return EstimatorResult(genotype.count("conv_3x3") + zlib.crc32(genotype.encode()) / 2**32, 0.0,
                                extra={"key": None})
-
-
-def write_atomic_fast(path: Path, data: dict[str, Any]) -> None:
-    """``evonas.runs.write_atomic`` with the C encoder: one ``json.dumps`` string, one write."""
-    tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "w") as fh:
-        fh.write(json.dumps(data, sort_keys=True))
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, path)
-    runs._fsync_dir(path.parent)
-
-
-def throttled_step(every_s: float):
-    """``Board.step`` that writes its scalars at most every ``every_s`` seconds (and at the first step)."""
-    real = board.Board.step
-
-    def step(self, step: int, *args: Any) -> None:
-        now = time.monotonic()
-        if now >= getattr(self, "_next_scalars", 0.0):
-            self._next_scalars = now + every_s
-            real(self, step, *args)
-
-    return step
-
-
-@contextmanager
-def what_if():
-    """The two proposed fixes, patched into this process while the block runs."""
-    saved = runs.write_atomic, board.Board.step
-    runs.write_atomic, board.Board.step = write_atomic_fast, throttled_step(0.5)
-    try:
-        yield
-    finally:
-        runs.write_atomic, board.Board.step = saved
 
 
 def settings(space: str, budget: int) -> SearchSettings:
@@ -152,14 +114,21 @@ def profile_parts(cfg: SearchSettings, root: Path, name: str) -> dict[str, Any]:
 
 
 def ray_overhead(space: str, budget: int, job_ms: float, depth: int, root: Path) -> dict[str, Any]:
-    """Wall time per evaluation at 1 actor against the scorer's own time: Ray's (and the driver's) share."""
+    """Steady-state time per scored evaluation at 1 actor against the scorer's own time.
+
+    From the first scored result to the last, the actor should be busy all the time: every
+    millisecond beyond ``job_ms`` per evaluation is Ray's round trip plus the driver's own work
+    that the jobs in flight did not hide.
+    """
+    name = f"ray, 1 actor, {depth} in flight, {job_ms:g} ms jobs"
     factory = (lambda s, c: RayExecutor(s, workers=1, calls_per_actor=depth,
                                         scorer_factory=lambda cfg, device: InstantScorer(cfg, device, job_ms / 1e3)))
-    row = timed_search(settings(space, budget), root, f"ray, 1 actor, {depth} in flight, {job_ms:g} ms jobs, what-if",
-                       factory)
-    scored = 1 - row["cache_hit_rate"]
-    row["overhead"] = row["wall_s"] / (budget * scored * job_ms / 1e3) - 1
-    row["calls_per_actor"], row["job_ms"] = depth, job_ms
+    row = timed_search(settings(space, budget), root, name, factory)
+    history = [json.loads(line) for line in (root / name / "history.jsonl").read_text().splitlines()]
+    times = sorted(r["t"] for r in history if not r["cache_hit"])
+    per_eval = (times[-1] - times[0]) / (len(times) - 1)
+    row.update(overhead=per_eval / (job_ms / 1e3) - 1, steady_ms_per_eval=per_eval * 1e3, scored=len(times),
+               calls_per_actor=depth, job_ms=job_ms)
     return row
 
 
@@ -171,7 +140,7 @@ def main() -> None:
     parser.add_argument("--jobs-per-actor", type=int, default=8, help="jobs in flight per actor")
     parser.add_argument("--jobs-per-call", type=int, default=4, help="jobs per actor call in the batched run")
     parser.add_argument("--job-ms", type=float, default=20.0, help="scorer time for the 1-worker overhead runs")
-    parser.add_argument("--overhead-budget", type=int, default=300)
+    parser.add_argument("--overhead-budget", type=int, default=600)
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "driver.json")
     args = parser.parse_args()
 
@@ -186,23 +155,19 @@ def main() -> None:
             rows.append(timed_search(settings(args.space, args.budget // 4), root, "in-process, fsync per line", local))
         finally:
             runs.SYNC_INTERVAL_S = interval
-        profiles["as is"] = profile_parts(settings(args.space, args.budget), root, "profiled")
-        with what_if():
-            rows.append(timed_search(settings(args.space, args.budget), root, "in-process, group commit, what-if", local))
-            profiles["what-if"] = profile_parts(settings(args.space, args.budget), root, "profiled-what-if")
+        profiles["as shipped"] = profile_parts(settings(args.space, args.budget), root, "profiled")
         session = RaySession(num_cpus=args.actors)
         try:
             simulated = args.actors * args.jobs_per_actor
-            with what_if():
-                for per_call in (1, args.jobs_per_call):
-                    many = (lambda s, c, n=per_call: RayExecutor(
-                        s, workers=args.actors, calls_per_actor=args.jobs_per_actor // n, jobs_per_call=n,
-                        scorer_factory=InstantScorer))
-                    rows.append(timed_search(settings(args.space, args.budget), root,
-                                             f"ray, {args.actors} actors x {args.jobs_per_actor} in flight "
-                                             f"({simulated} simulated), {per_call} job(s) per call, what-if", many))
-                for depth in (1, 2):
-                    rows.append(ray_overhead(args.space, args.overhead_budget, args.job_ms, depth, root))
+            for per_call in (1, args.jobs_per_call):
+                many = (lambda s, c, n=per_call: RayExecutor(
+                    s, workers=args.actors, calls_per_actor=args.jobs_per_actor // n, jobs_per_call=n,
+                    scorer_factory=InstantScorer))
+                rows.append(timed_search(settings(args.space, args.budget), root,
+                                         f"ray, {args.actors} actors x {args.jobs_per_actor} in flight "
+                                         f"({simulated} simulated), {per_call} job(s) per call", many))
+            for depth in (1, 2):
+                rows.append(ray_overhead(args.space, args.overhead_budget, args.job_ms, depth, root))
         finally:
             session.close()
     meta = {"space": args.space, "budget": args.budget, "cpus": os.cpu_count(), "load_1min": os.getloadavg()[0],

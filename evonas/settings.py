@@ -171,6 +171,7 @@ class SearchSettings:
     gpus_per_worker: float | None = None
     address: str | None = None
     ship_data: bool = False  # send the driver's dataset to Ray nodes through the object store
+    jobs_per_call: int = 1  # Ray: jobs per actor call (divides Ray's per-call cost for very short evaluations)
     #: Upper bounds on costs in their stored units (``COSTS``); a cell over one is never scored.
     constraints: dict[str, float] = field(default_factory=dict)
     #: The estimator plus costs to optimise together; None: the estimator alone.
@@ -249,6 +250,10 @@ class SearchSettings:
             raise EvonasError(f"--batch-size must be at least 1, not {self.batch_size}")
         check_batch_policy(self.batch_policy)
         check_executor(self.executor, self.workers, self.gpus_per_worker, self.address)
+        if self.jobs_per_call < 1:
+            raise EvonasError(f"--jobs-per-call must be at least 1, not {self.jobs_per_call}")
+        if self.jobs_per_call > 1 and self.executor == "local":
+            raise EvonasError("--jobs-per-call needs the Ray executor; add --executor ray")
         if self.top_k < 1:
             raise EvonasError(f"--top-k must be at least 1, not {self.top_k}")
         self._validate_objectives()

@@ -33,6 +33,8 @@ TINY = ["--dataset", "synthetic", "--estimator", "params", "--space", "nb201"]
     ([*TINY, "--batch-policy", "random"], "--batch-policy must be one of fixed, fresh"),
     ([*TINY, "--interval", "1e-4", "5e-4"], "--interval only applies to the Sweetimator family"),
     ([*TINY, "--budget", "5", "--population", "2", "--address", "127.0.0.1:9"], "127.0.0.1:9"),
+    ([*TINY, "--jobs-per-call", "4"], "--jobs-per-call needs the Ray executor"),
+    ([*TINY, "--checkpoint-seconds", "-1"], "--checkpoint-seconds must be 0 or more"),
 ])
 def test_bad_inputs_are_one_line_errors(monkeypatch, capsys, tmp_path, args, needle):
     code, _, err = run_cli(monkeypatch, capsys, "search", *args, "--run-dir", str(tmp_path / "r"))
@@ -127,3 +129,14 @@ def test_every_estimator_and_space_through_a_tiny_search(tmp_path, space, name):
     assert config["scoring"]["build_options"] == SMALL_BUILD[space]
     if sweet:
         assert config["estimator"]["settings"]["interval"] == [1e-4, 5e-4]
+
+
+def test_ray_pool_flags_reach_the_executor(monkeypatch):
+    from evonas.searching import driver
+
+    seen = {}
+    monkeypatch.setattr(driver, "make_executor", lambda scoring, **kwargs: seen.update(kwargs))
+    settings = SearchSettings(space="nb201", estimator="params", executor="ray", workers=3, jobs_per_call=4,
+                              ship_data=True).resolved()
+    driver.default_executor(driver.scoring_settings(settings), settings)
+    assert seen["jobs_per_call"] == 4 and seen["workers"] == 3 and seen["ship_data"] and seen["kind"] == "ray"

@@ -56,6 +56,18 @@ def test_mutate_returns_a_valid_child_never_the_parent(space: search_spaces.Sear
         g = child
 
 
+def test_text_mutation_makes_the_same_draws_and_child_as_graph_mutation(space: search_spaces.SearchSpace) -> None:
+    """``mutate_str`` (the driver's fast path) must not change a seeded search."""
+    cells, on_graphs, on_text = random.Random(3), random.Random(4), random.Random(4)
+    text = space.to_str(space.sample(cells))
+    for _ in range(300):
+        child = space.mutate_str(text, on_text)
+        assert child == space.to_str(space.mutate(space.from_str(text), on_graphs))
+        assert space.str_key(child) == space.canonical_key(space.from_str(child))
+        text = child if cells.random() < 0.7 else space.to_str(space.sample(cells))
+    assert on_text.getstate() == on_graphs.getstate()
+
+
 def test_forward_backward_for_50_random_genotypes(space: search_spaces.SearchSpace) -> None:
     rng = random.Random(2)
     x = torch.randn(2, 3, 32, 32)

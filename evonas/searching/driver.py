@@ -41,7 +41,8 @@ from evonas.settings import ScoringSettings, SearchSettings
 
 CHECKPOINT_FORMAT = 1
 #: Settings a resume may change: they decide how long or where the run goes on, not what it computes.
-RESUME_OVERRIDES = ("budget", "time_limit", "executor", "workers", "gpus_per_worker", "address", "ship_data")
+RESUME_OVERRIDES = ("budget", "time_limit", "executor", "workers", "gpus_per_worker", "address", "ship_data",
+                    "jobs_per_call", "checkpoint_every", "checkpoint_seconds")
 #: Children in a row over a constraint before the search warns, and before it gives up.
 INFEASIBLE_WARN, INFEASIBLE_LIMIT = 100, 500
 
@@ -68,7 +69,7 @@ def default_executor(scoring: ScoringSettings, settings: SearchSettings) -> Exec
     """The executor the settings ask for (local in-process, or a Ray actor pool)."""
     return make_executor(scoring, kind=settings.executor, workers=settings.workers,
                          gpus_per_worker=settings.gpus_per_worker, address=settings.address,
-                         ship_data=settings.ship_data)
+                         ship_data=settings.ship_data, jobs_per_call=settings.jobs_per_call)
 
 
 def scoring_settings(settings: SearchSettings, interval_progress: Callable[[int, int], None] | None = None
