@@ -74,6 +74,18 @@ def test_a_constraint_below_every_cell_is_an_error_before_anything_runs(tmp_path
     assert not (tmp_path / "r").exists()
 
 
+def test_an_impossible_latency_bound_says_where_it_was_measured(monkeypatch):
+    from evonas.costs import CostModel, LatencyTable, check_satisfiable
+
+    table = LatencyTable({"space": "darts", "device": "cpu", "batch_size": 1, "threads": 1}, {}, 28.5, [])
+    monkeypatch.setattr(LatencyTable, "ops_ms", lambda self, genotype: 4.0)
+    model = CostModel("darts", "cifar10", ["latency"], table)
+    with pytest.raises(EvonasError, match=r"excludes every cell of darts: its fixed part alone costs 28\.5 ?ms "
+                                          r"on cpu \(batch 1, 1 thread\(s\)\).*--latency-device cuda"):
+        check_satisfiable(model, {"latency": 3.0})
+    check_satisfiable(model, {"latency": 30.0})  # above the fixed part: fine
+
+
 @pytest.mark.parametrize("argv, fragment", [
     (["--max-params", "3ms"], "--max-params takes a count"),
     (["--max-latency", "1.5M"], "--max-latency takes a time"),

@@ -82,5 +82,10 @@ def check_satisfiable(model: CostModel, limits: Mapping[str, float]) -> None:
     bounds = model.lower_bounds()
     for name, limit in limits.items():
         if bounds[name] > limit:
+            where = ""
+            if name == "latency" and model.latency is not None:
+                where = (f" on {model.latency.settings['device']} (batch {model.latency.settings['batch_size']}, "
+                         f"{model.latency.settings['threads']} thread(s)); raise the bound, or measure where the "
+                         "network will run (--latency-device cuda, --latency-threads)")
             raise EvonasError(f"--max-{name} {format_cost(name, limit)} excludes every cell of {model.space.name}: "
-                              f"its fixed part alone costs {format_cost(name, bounds[name])}")
+                              f"its fixed part alone costs {format_cost(name, bounds[name])}{where}")
