@@ -27,12 +27,12 @@ from evonas.data import load_dataset, normalize
 from evonas.errors import EvonasError
 from evonas.recipes import recipe_from_dict
 from evonas.runs import replacing
+from evonas.settings import ONNX_OPSET
 
 #: Format -> default file name inside the training folder.
 FORMATS: dict[str, str] = {"onnx": "model.onnx", "torchscript": "model.ts.pt"}
 #: Largest tolerated |exported - PyTorch| logit difference on the check batch.
 TOLERANCE = 1e-4
-ONNX_OPSET = 18
 INPUT_NAME, OUTPUT_NAME = "images", "logits"
 _ONNX_PACKAGES = ("onnx", "onnxscript", "onnxruntime")  # torch's exporter needs onnxscript
 _WEIGHTS = "last.pt"

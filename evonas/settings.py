@@ -46,6 +46,10 @@ DEFAULT_LATENCY_THREADS = 1
 #: How repeats of one timing become one number: the median (default), or the minimum, which other
 #: processes on a busy machine disturb much less.
 LATENCY_STATISTICS = ("median", "min")
+#: What runs the timed networks: PyTorch eager, or ONNX Runtime (the optional extra evonas[onnx]).
+LATENCY_BACKENDS = ("torch", "onnxruntime")
+#: ONNX opset of every export (``evonas export``, the onnxruntime latency backend).
+ONNX_OPSET = 18
 _COUNT_UNITS = {"k": 1e-3, "m": 1.0, "g": 1e3}  # to millions
 _TIME_UNITS = {"us": 1e-3, "µs": 1e-3, "ms": 1.0, "s": 1e3}  # to milliseconds
 _QUANTITY = re.compile(r"^\s*([0-9]*\.?[0-9]+(?:e[+-]?[0-9]+)?)\s*([a-zµ]*)\s*$", re.IGNORECASE)
@@ -86,7 +90,8 @@ def parse_objectives(text: str) -> tuple[str, ...]:
     return names
 
 
-def check_latency(device: str, batch_size: int, threads: int, statistic: str = LATENCY_STATISTICS[0]) -> None:
+def check_latency(device: str, batch_size: int, threads: int, statistic: str = LATENCY_STATISTICS[0],
+                  backend: str = LATENCY_BACKENDS[0]) -> None:
     """The latency-measurement flags on their own (whether the device exists is checked when measuring)."""
     if not re.fullmatch(r"cpu|cuda(:[0-9]+)?", device):
         raise EvonasError(f"--latency-device must be cpu or cuda[:N], not {device!r}")
@@ -96,6 +101,8 @@ def check_latency(device: str, batch_size: int, threads: int, statistic: str = L
         raise EvonasError(f"--latency-threads must be at least 1, not {threads}")
     if statistic not in LATENCY_STATISTICS:
         raise EvonasError(f"--latency-statistic must be one of {', '.join(LATENCY_STATISTICS)}, not {statistic!r}")
+    if backend not in LATENCY_BACKENDS:
+        raise EvonasError(f"--latency-backend must be one of {', '.join(LATENCY_BACKENDS)}, not {backend!r}")
 
 
 def check_batch_policy(policy: str) -> None:
@@ -181,6 +188,7 @@ class SearchSettings:
     latency_batch_size: int = DEFAULT_LATENCY_BATCH
     latency_threads: int = DEFAULT_LATENCY_THREADS
     latency_statistic: str = LATENCY_STATISTICS[0]
+    latency_backend: str = LATENCY_BACKENDS[0]
 
     @property
     def cost_objectives(self) -> tuple[str, ...]:
@@ -272,7 +280,8 @@ class SearchSettings:
             raise EvonasError("--algorithm nsga2 needs at least two --objectives, like sweet,params")
         if self.algorithm == "aging" and count > 1:
             raise EvonasError("several --objectives need --algorithm nsga2 (aging evolution optimises one)")
-        check_latency(self.latency_device, self.latency_batch_size, self.latency_threads, self.latency_statistic)
+        check_latency(self.latency_device, self.latency_batch_size, self.latency_threads, self.latency_statistic,
+                      self.latency_backend)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

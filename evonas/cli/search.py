@@ -76,6 +76,7 @@ def search_cmd(
     latency_batch_size: Optional[int] = typer.Option(None, "--latency-batch-size", help=f"Images per timed forward pass. (default: {DEFAULT_LATENCY_BATCH})"),
     latency_threads: Optional[int] = typer.Option(None, "--latency-threads", help=f"CPU threads while timing. (default: {DEFAULT_LATENCY_THREADS})"),
     latency_statistic: Optional[str] = typer.Option(None, "--latency-statistic", help="median or min of the timing repeats (min: steadier on a busy machine). (default: median)"),
+    latency_backend: Optional[str] = typer.Option(None, "--latency-backend", help="What runs the timed networks: torch (PyTorch eager) or onnxruntime (needs the extra evonas\\[onnx]). (default: torch)"),
 ) -> None:
     """Aging evolution (or NSGA-II over several objectives) scored by a zero-cost estimator; writes a resumable run folder."""
     import search_spaces
@@ -93,7 +94,7 @@ def search_cmd(
         "checkpoint_seconds": checkpoint_seconds, "warmup": warmup, "top_k": top_k,
         "algorithm": algorithm, "objectives": parse_objectives(objectives) if objectives is not None else None,
         "latency_device": latency_device, "latency_batch_size": latency_batch_size, "latency_threads": latency_threads,
-        "latency_statistic": latency_statistic,
+        "latency_statistic": latency_statistic, "latency_backend": latency_backend,
     }
     limits = {"params": max_params, "flops": max_flops, "latency": max_latency}
     constraints = {name: parse_cost(name, text) for name, text in limits.items() if text is not None}
@@ -202,8 +203,33 @@ def _print_front(s: dict, truth: Optional[Path], accuracies: dict[str, float | N
         cells = RunRecord.open(s["run_dir"]).tally().cells()
         known = {c["genotype"]: bench.accuracy(c["genotype"], column) for c in cells}
         truth_plot = Path(s["run_dir"]) / "front-truth.png"
-        plot_front(truth_plot, cells, s["front"], "score", names, truth={g: a for g, a in known.items() if a is not None})
-        console.print(f"front with true accuracies: {truth_plot}", soft_wrap=True)
+        true_front = _table_front(s, bench, column, names)
+        plot_front(truth_plot, cells, s["front"], "score", names, truth={g: a for g, a in known.items() if a is not None},
+                   true_front=true_front)
+        console.print(f"front with true accuracies: {truth_plot}"
+                      + (f" (and the true front of the table's {len(bench)} cells)" if true_front else ""), soft_wrap=True)
+
+
+def _table_front(s: dict, bench, column: str, names: list[str]) -> Optional[list[dict]]:
+    """Every table cell on the (cost, true accuracy) front of some cost of the run; None (said why) if not computable."""
+    from evonas.costs import CostModel, LatencyTable
+    from evonas.costs.table_front import true_front
+    from evonas.progress import counted
+    from evonas.runs import RunRecord
+    from evonas.user_errors import USER_ERRORS
+
+    search = s["config"]["search"]
+    try:
+        table = LatencyTable.from_dict(RunRecord.open(s["run_dir"]).read_latency_table()) if "latency" in names else None
+        model = CostModel(search["space"], search.get("dataset", DEFAULT_DATASET), names, table)
+        rows = bench.cells(column)
+        bench.check_genotypes(rows)
+        with counted() as bar:
+            task = bar.add_task("costs of the table's cells", total=len(rows))
+            return true_front(model, [(c.arch, c.truth) for c in rows], lambda done, _: bar.update(task, completed=done))
+    except USER_ERRORS as exc:
+        console.print(f"true front not drawn: {exc}", soft_wrap=True)
+        return None
 
 
 @app.command("show")

@@ -61,9 +61,18 @@ def meta_network(space: SearchSpace, graph: nx.DiGraph, num_classes: int, option
     return model.eval()
 
 
-def traced_ops(space: SearchSpace, model: nn.Module, images: torch.Tensor) -> list[OpCall]:
-    """Every call of a searchable op in one forward of ``images`` (dead ops are never called)."""
+def traced_ops(space: SearchSpace, model: nn.Module, images: torch.Tensor, constants: bool = True) -> list[OpCall]:
+    """Every call of a searchable op in one forward of ``images`` (dead ops are never called).
+
+    ``constants=False`` leaves out the calls whose input does not depend on the images (an op on a
+    node no op wrote reads zeros), which a backend compiling the whole network folds into constants.
+    Dependence is autograd's: the images require grad, ``model``'s parameters are switched off.
+    """
     calls: list[OpCall] = []
-    with forward_hooks(op_modules(space, model), lambda m, inputs, _out: calls.append((m, inputs[0]))), torch.no_grad():
+    if not constants:
+        model.requires_grad_(False)
+        images = images.detach().requires_grad_(True)
+    grad = torch.no_grad() if constants else torch.enable_grad()
+    with forward_hooks(op_modules(space, model), lambda m, inputs, _out: calls.append((m, inputs[0]))), grad:
         model(images)
-    return calls
+    return calls if constants else [(m, x) for m, x in calls if x.requires_grad]

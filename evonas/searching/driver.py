@@ -96,7 +96,7 @@ def latency_settings(settings: SearchSettings) -> LatencySettings:
     """What the search's latency table is measured under."""
     return LatencySettings(settings.space, settings.dataset, settings.latency_device,
                            batch_size=settings.latency_batch_size, threads=settings.latency_threads,
-                           statistic=settings.latency_statistic)
+                           statistic=settings.latency_statistic, backend=settings.latency_backend)
 
 
 def _cost_model(settings: SearchSettings, table: LatencyTable | None) -> CostModel | None:
