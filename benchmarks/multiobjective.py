@@ -148,6 +148,11 @@ def run_search(settings: SearchSettings, run_dir: Path, shared: SharedScores) ->
                         executor_factory=lambda scoring, cfg: LocalExecutor(scoring, scorer_factory=shared.scorer_factory))
 
 
+def _mean(values: list[float | None]) -> float | None:
+    known = [v for v in values if v is not None]
+    return sum(known) / len(known) if known else None
+
+
 def _fmt(values: list[float | None]) -> tuple[str, str]:
     """(mean, worst) of regrets; a seed whose front has no cell under the budget counts as missing."""
     known = [v for v in values if v is not None]
@@ -163,9 +168,10 @@ def write_report(result: dict[str, Any], args: argparse.Namespace) -> None:
     seeds = sorted(result["runs"])
     lines = [
         "# Hardware-aware search on NAS-Bench-201 (CIFAR-10 truth)", "",
-        f"`python benchmarks/multiobjective.py --seeds {args.seeds} --evaluations {args.evaluations}"
+        f"`python benchmarks/multiobjective.py --seeds {args.seeds} --evaluations {args.evaluations} "
+        f"--constrained-evaluations {args.constrained_evaluations}"
         f"{' --latency-run' if result.get('latency') else ''}` "
-        f"({result['date']}; 2-core machine shared with other engineers' jobs, load 5-8).", "",
+        f"({result['date']}; 2-core machine shared with other jobs).", "",
         "## True trade-off (all 15,625 cells, evonas `params`)", "",
         "| params budget | best true accuracy (evonas params) | issue's number |", "| --- | --- | --- |",
     ]
@@ -199,25 +205,37 @@ def write_report(result: dict[str, Any], args: argparse.Namespace) -> None:
                   "Front sizes (NSGA-II / random): " + ", ".join(
                       f"{len(result['runs'][s]['nsga2']['front'])}/{len(result['runs'][s]['random']['front'])}"
                       for s in seeds) + ".", "",
-                  f"## Constrained aging evolution, `--max-params 0.6M`, {args.evaluations} evaluations", "",
+                  f"## Constrained aging evolution, `--max-params 0.6M`, {args.constrained_evaluations} evaluations", "",
                   "| seed | true accuracy of the returned cell | its params | infeasible children |",
                   "| --- | --- | --- | --- |"]
         for s in seeds:
             c = result["runs"][s]["constrained"]
             lines.append(f"| {s} | {c['acc']:.2f} | {c['params']:.3f}M | {c['infeasible']} |")
         lines += ["", f"The best feasible cell has {result['true_best_under']['0.6']:.2f}.", "",
-                  "## Against the issue's targets", "",
-                  f"- Scale: {len(seeds)} seeds x {args.evaluations} evaluations instead of 5 x 1,000 (Sweetimator "
-                  "scoring ran at 0.15-0.5 cells/s on this loaded 2-core machine; the shared score file holds "
-                  f"{result.get('scores_computed', 'all')} distinct cells). Longer runs should lower every regret.",
-                  "- Regret: NSGA-II's mean regret is below random search's at every budget, but above the 0.3-point "
-                  "target except at the largest budget.",
-                  "- Hypervolume: below the 0.98 target at this budget, above random search on every seed.",
-                  "- Constrained search: the returned cell is the best-*scored* feasible cell, so its accuracy is "
-                  "bounded by how Sweetimator ranks cells of similar size. Inside the 0.6M region its highest scores "
-                  "go to the largest cells (0.56-0.59M): the true best feasible cell (94.02) scores 1.50e5, below every "
-                  "returned cell (1.76e5-2.11e5), and the top-scored feasible cell any of these runs met (3.0e5) has 93.48, "
-                  "so finding the estimator's optimum would not reach the 93.9 target either.",
+                  "## Against the issue's targets", ""]
+        orc = result.get("oracle")
+        if orc:
+            lines += ["What Sweetimator itself allows (every one of the 15,625 cells scored, one score per "
+                      "canonical key): the (score, params) front of all cells has "
+                      f"{orc['front_size']} cells, regret " + ", ".join(
+                          f"{b}M {orc['front_regret'][str(b)]:.2f}" for b in BUDGETS if orc['front_regret'][str(b)] is not None)
+                      + f", hypervolume {orc['front_hv'] / result['true_front_hv']:.3f} of the true front's; the "
+                      f"best-scored cell under 0.6M has {orc['best_scored_under_0.6']['acc']:.2f} "
+                      f"({orc['best_scored_under_0.6']['params']:.3f}M). A search that found the estimator's exact "
+                      "optimum would return these; the gap to the targets below that is the estimator's, not "
+                      "the search's.", ""]
+        mean_regret = {b: [result["runs"][s]["nsga2"]["regret"][str(b)] for s in seeds] for b in BUDGETS}
+        met = [b for b in BUDGETS if all(v is not None for v in mean_regret[b])
+               and sum(mean_regret[b]) / len(seeds) <= 0.3]
+        beats = [b for b in BUDGETS if _mean(mean_regret[b]) is not None and _mean(
+            [result["runs"][s]["random"]["regret"][str(b)] for s in seeds]) is not None and _mean(mean_regret[b])
+            < _mean([result["runs"][s]["random"]["regret"][str(b)] for s in seeds])]
+        constrained = [result["runs"][s]["constrained"]["acc"] for s in seeds]
+        lines += [f"- Mean regret <= 0.3 points: met at {', '.join(f'{b}M' for b in met) or 'no budget'} "
+                  f"of {len(BUDGETS)}; NSGA-II better than random search at {len(beats)} of {len(BUDGETS)} budgets.",
+                  f"- Hypervolume >= 0.98 of the true front's: NSGA-II mean {sum(hv_n) / len(hv_n):.3f}.",
+                  f"- Constrained (0.6M) >= 93.9 on every seed: {sum(a >= 93.9 for a in constrained)} of "
+                  f"{len(seeds)} seeds (min {min(constrained):.2f}, max {max(constrained):.2f}).",
                   "- The trade-off check agrees with the issue's numbers to rounding (91.315 prints as 91.32)."]
     lat = result.get("latency")
     if lat:
@@ -239,7 +257,8 @@ def write_report(result: dict[str, Any], args: argparse.Namespace) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seeds", type=int, default=3)
-    parser.add_argument("--evaluations", type=int, default=150)
+    parser.add_argument("--evaluations", type=int, default=1000, help="per NSGA-II and random-search run")
+    parser.add_argument("--constrained-evaluations", type=int, default=500, help="per constrained aging run")
     parser.add_argument("--population", type=int, default=25)
     parser.add_argument("--sample", type=int, default=5)
     parser.add_argument("--work", type=Path, default=ROOT / "runs" / "multiobjective-benchmark")
@@ -275,6 +294,8 @@ def main() -> None:
         args.work.mkdir(parents=True, exist_ok=True)
         shared = SharedScores(args.work / "scores.jsonl", str(SHARED / "data"))
         result["scores_computed"] = len(shared.scores)
+        if all(space.str_key(g) in shared.scores for g in params):
+            result["oracle"] = oracle(space, shared, params, acc, best)
         common = dict(space="nb201", budget=args.evaluations, population=args.population, sample=args.sample,
                       interval=INTERVAL, data_dir=str(SHARED / "data"), checkpoint_every=50)
         for seed in range(args.seeds):
@@ -294,7 +315,8 @@ def main() -> None:
             rfront = [c["genotype"] for c in tally.front()]
             runs["random"] = {"front": rfront, "regret": regret(rfront, params, acc, best),
                               "hv": hv(pareto([(params[g], acc[g], g) for g in rfront]))}
-            run = run_search(SearchSettings(**common, seed=seed, estimator="sweet", constraints={"params": 0.6}),
+            run = run_search(SearchSettings(**{**common, "budget": args.constrained_evaluations}, seed=seed,
+                                            estimator="sweet", constraints={"params": 0.6}),
                              args.work / f"aging-max0.6M-s{seed}", shared)
             top = RunRecord.open(run).tally().top(1)[0]
             runs["constrained"] = {"genotype": top["genotype"], "params": params[top["genotype"]],
@@ -306,6 +328,21 @@ def main() -> None:
         result["latency"] = latency_runs(args, params, acc, best, true_front)
     (HERE / "multiobjective.json").write_text(json.dumps(result, indent=1) + "\n")
     write_report(result, args)
+
+
+def oracle(space, shared: "SharedScores", params: dict, acc: dict, best: dict) -> dict[str, Any]:
+    """What the estimator itself allows, with every cell scored: the regret of the (score, params) front
+    of all 15,625 cells, and the true accuracy of the best-scored cell under 0.6M parameters."""
+    score = {g: shared.scores[space.str_key(g)] for g in params}
+    tally = Tally(True, ("params",))
+    for i, g in enumerate(params):
+        tally.add({"id": i, "genotype": g, "key": space.str_key(g), "score": score[g], "status": "ok",
+                   "costs": {"params": params[g]}})
+    front = [c["genotype"] for c in tally.front()]
+    top = max((g for g in params if params[g] <= 0.6 + 1e-9), key=lambda g: score[g])
+    return {"front_regret": regret(front, params, acc, best), "front_size": len(front),
+            "front_hv": hv(pareto([(params[g], acc[g], g) for g in front])),
+            "best_scored_under_0.6": {"genotype": top, "acc": acc[top], "params": params[top]}}
 
 
 def precompute(args: argparse.Namespace, space, genotypes: list[str]) -> None:
