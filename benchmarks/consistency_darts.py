@@ -109,7 +109,7 @@ def score(args: argparse.Namespace) -> None:
                              seed=SEED, data_dir=str(args.data_dir))
     scorer = Scorer(config, dataset=data)
     path = args.work / f"scores_shard{shard}.csv"
-    done = {int(r["row"]) for r in read_csv(path)}
+    done = {int(r["row"]) for k in range(16) for r in read_csv(args.work / f"scores_shard{k}.csv")}
     rows = table_rows(args.table)[: args.cells]
     todo = [i for i in range(len(rows)) if i % shards == shard and i not in done]
     print(f"shard {shard}/{shards}: {len(todo)} cells to score", flush=True)
@@ -117,7 +117,7 @@ def score(args: argparse.Namespace) -> None:
     interval = tuple(settings["sweet"]["interval"])
     with path.open("a", newline="") as fh:
         writer = csv.writer(fh)
-        if not done:
+        if not path.is_file() or not path.read_text().strip():
             writer.writerow(["row", "seconds", *ESTIMATORS, *bins, "errors"])
         for n, i in enumerate(todo, 1):
             start = time.perf_counter()
