@@ -36,14 +36,15 @@ HERE = Path(__file__).resolve().parent
 
 
 def run_dir_of(method: str, seed: int, args: argparse.Namespace) -> Path:
-    return args.runs_root / f"{method}-seed{seed}"
+    tag = "" if args.estimator == "sweet" else f"-{args.estimator}"
+    return args.runs_root / f"{method}{tag}-seed{seed}"
 
 
 def run_one(method: str, seed: int, args: argparse.Namespace) -> None:
     """One search (evolution or random) to its budget; a folder left by an earlier try is resumed."""
     pop, sample = (args.population, args.sample) if method == "evolution" else (args.budget, 1)
     config = SearchSettings(
-        space="nb201", estimator="sweet", budget=args.budget, population=pop, sample=sample, seed=seed,
+        space="nb201", estimator=args.estimator, budget=args.budget, population=pop, sample=sample, seed=seed,
         dataset="cifar10", data_dir=str(args.data_dir), interval=INTERVAL, checkpoint_every=25,
     )
     run_dir = run_dir_of(method, seed, args)
@@ -94,16 +95,16 @@ def mean_std(values: list[float]) -> str:
 def write_results(results: list[dict], args: argparse.Namespace, optimum: float) -> None:
     """search_quality.json (every run) and search_quality.md (the table), rewritten after each run."""
     meta = {
-        "space": "nb201", "dataset": "cifar10 (shared data_batch_1)", "estimator": "sweet",
+        "space": "nb201", "dataset": "cifar10 (shared data_batch_1)", "estimator": args.estimator,
         "interval": list(INTERVAL), "population": args.population, "sample": args.sample,
         "budget": args.budget, "seeds_requested": args.seeds, "torch_threads": torch.get_num_threads(),
         "published_rea": PUBLISHED_REA, "space_optimum": optimum,
     }
     (args.out.with_suffix(".json")).write_text(json.dumps({"meta": meta, "runs": results}, indent=2) + "\n")
     lines = [
-        "# Search quality: NB-201 / CIFAR-10, Sweetimator",
+        f"# Search quality: NB-201 / CIFAR-10, {args.estimator}",
         "",
-        f"Sweetimator, interval [{INTERVAL[0]:g}, {INTERVAL[1]:g}), batch 64 (fixed), budget {args.budget} "
+        f"Estimator `{args.estimator}` (Sweetimator interval [{INTERVAL[0]:g}, {INTERVAL[1]:g})), batch 64 (fixed), budget {args.budget} "
         f"evaluations per run. Evolution: P={args.population}, S={args.sample}. Random search: {args.budget} "
         "random cells scored the same way. True accuracy = NAS-Bench-201 200-epoch CIFAR-10 test accuracy "
         "of the returned (best-scored) cell. Produced by `benchmarks/search_quality.py`.",
@@ -115,7 +116,7 @@ def write_results(results: list[dict], args: argparse.Namespace, optimum: float)
         rows = [r for r in results if r["method"] == method]
         if rows:
             lines.append(
-                f"| {method} (sweet) | {', '.join(str(r['seed']) for r in rows)} | "
+                f"| {method} ({args.estimator}) | {', '.join(str(r['seed']) for r in rows)} | "
                 f"{mean_std([r['true_acc'] for r in rows])} | {statistics.mean(r['wall_s'] for r in rows):.0f} | "
                 f"{statistics.mean(r['cache_hit_rate'] for r in rows):.0%} |"
             )
@@ -150,6 +151,7 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2, 3, 4])
     parser.add_argument("--methods", nargs="+", default=["evolution", "random"], choices=["evolution", "random"])
     parser.add_argument("--budget", type=int, default=500)
+    parser.add_argument("--estimator", default="sweet", help="estimator or composite (run folders and --out name it)")
     parser.add_argument("--population", type=int, default=25)
     parser.add_argument("--sample", type=int, default=5)
     parser.add_argument("--runs-root", type=Path, default=Path("runs/search_quality"))
