@@ -110,6 +110,12 @@ def test_search_survives_a_killed_node_and_grows_onto_a_joining_one(cluster, tmp
         elif p.evaluations == 40:
             events["node_c"] = cluster.add_node(**LOOPBACK, num_cpus=2, resources={"node_c": 1})
             events["joined_t"] = p.elapsed + time.monotonic() - began
+        elif 40 < p.evaluations < settings.budget - 20 and "node_c" in events:
+            # On a loaded machine an actor may take many seconds to start: slow the driver (not the pool,
+            # which rescans between results) until node_c has one, so the budget cannot run out first.
+            where = {info["node"] for info in pool.placement().values()}
+            if f"127.0.0.1/{events['node_c'].node_id[:8]}" not in where:
+                time.sleep(0.25)
 
     try:
         run = start_search(settings, run_dir=tmp_path / "r", executor_factory=factory, progress=progress)
