@@ -133,7 +133,7 @@ def write_results(results: list[dict], args: argparse.Namespace, optimum: float)
     ]
     for r in results:
         lines.append(
-            f"| {r['method']} | {r['seed']} | {r['true_acc']:.2f} | {r['score']:.0f} | {r['evaluations']} | "
+            f"| {r['method']} | {r['seed']} | {r['true_acc']:.2f} | {r['score']:.6g} | {r['evaluations']} | "
             f"{r['failed']} | {r['cache_hit_rate']:.0%} | {r['wall_s']:.0f} | {md_code(r['genotype'])} |"
         )
     if wins:
