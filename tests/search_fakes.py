@@ -87,6 +87,17 @@ class ShuffledExecutor:
         self.close()
 
 
+def recording_factory(seed: int = 3) -> tuple[Callable[..., "ShuffledExecutor"], list["ShuffledExecutor"]]:
+    """An executor factory for a resume, and the executors it made (to see what was submitted)."""
+    made: list[ShuffledExecutor] = []
+
+    def factory(scoring: ScoringSettings, config: Any = None) -> ShuffledExecutor:
+        made.append(ShuffledExecutor(scoring, num_workers=3, seed=seed))
+        return made[-1]
+
+    return factory, made
+
+
 class Killed(BaseException):
     """Stands in for the process dying."""
 

@@ -8,7 +8,7 @@ import os
 import time
 
 import pytest
-from search_fakes import ShuffledExecutor
+from search_fakes import ShuffledExecutor, recording_factory
 
 from evonas import runs
 from evonas.runs import HistoryWriter, RunRecord
@@ -128,12 +128,7 @@ def test_killed_during_a_group_commit_resumes_to_exactly_the_budget(tmp_path, mo
     kept = _lines(history) if crash == "process" else [json.loads(line) for line in written[:20]]
     lost = [json.loads(line) for line in written[len(kept):]]
 
-    resumed = []
-
-    def factory(scoring, config):
-        resumed.append(ShuffledExecutor(scoring, num_workers=3, seed=3))
-        return resumed[-1]
-
+    factory, resumed = recording_factory()
     resume_search(run_dir, executor_factory=factory)
     after = _lines(history)
     ids = [r["id"] for r in after]

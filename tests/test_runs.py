@@ -11,7 +11,7 @@ from evonas.settings import SearchSettings
 from evonas.errors import EvonasError
 from evonas.runs import RunRecord, write_atomic
 from evonas.searching import resume_search, start_search
-from search_fakes import FakeScorer, ShuffledExecutor, history_lines, kill_search_when, local_fake
+from search_fakes import FakeScorer, ShuffledExecutor, history_lines, kill_search_when, local_fake, recording_factory
 
 CFG = SearchSettings(space="nb201", estimator="params", budget=40, population=6, sample=2, seed=1, checkpoint_every=5, checkpoint_seconds=0)
 
@@ -89,12 +89,7 @@ def test_resume_after_a_kill_counts_every_evaluation_once(tmp_path):
     assert checkpoint["evaluations"] == 20 and checkpoint["pending"]
     assert len(before) == 23
 
-    resumed = []
-
-    def factory(scoring, config):
-        resumed.append(ShuffledExecutor(scoring, num_workers=3, seed=3))
-        return resumed[-1]
-
+    factory, resumed = recording_factory()
     resume_search(run_dir, executor_factory=factory)
     after = history_lines(run_dir)
     ids = [r["id"] for r in after]

@@ -35,6 +35,8 @@ from typing import Any, Callable, Iterable, Sequence
 import torch
 from torch import nn
 
+from search_spaces.nb201 import _ZERO_PRESERVING, EDGES, OPS, OUTPUT, _live_edges
+
 from evonas.costs.counts import call_flops, flops_count, params_count
 from evonas.costs.latency import WHOLE_GRAPH, op_key
 from evonas.costs.model import ROUND, CostModel
@@ -120,8 +122,6 @@ class _Reference:
 
     def __init__(self, model: CostModel, num_classes: int, options: dict[str, Any], images: torch.Tensor,
                  image_side: int, count: bool) -> None:
-        from search_spaces.nb201 import OPS
-
         space = model.space
         self.calls: list[dict[tuple[str, str], tuple[nn.Module, torch.Size]]] = []
         fixed: set[tuple[int, int]] = set()
@@ -188,8 +188,6 @@ class _NB201Costs:
 
     def cell_costs(self, genotype: str) -> dict[str, float]:
         """The costs of one cell, summed as ``CostModel`` sums them."""
-        from search_spaces.nb201 import _ZERO_PRESERVING, EDGES, _live_edges
-
         graph = self.model.space.from_str(genotype)
         built = [(f"{i}_{j}", graph.edges[i, j]["op"]) for i, j in EDGES if graph.edges[i, j]["op"] != "none"]
         written, called = {0}, []
@@ -219,8 +217,6 @@ class _NB201Costs:
         Every call counts, except with a whole-graph backend (``WHOLE_GRAPH``): there an op whose input
         does not depend on the image is folded into a constant, as ``traced_ops(constants=False)`` finds.
         """
-        from search_spaces.nb201 import OUTPUT
-
         if self.model.latency.settings.get("backend") not in WHOLE_GRAPH:
             return called, True
         dependent, timed = {0} if input_dependent else set(), []

@@ -34,8 +34,6 @@ from deap import base, creator, tools
 from search_spaces.base import SearchSpace
 
 HALL_OF_FAME_SIZE = 20
-#: Canonical keys remembered per run (NB-201 has 15,625 strings; a DARTS run rarely repeats one).
-KEY_MEMO_SIZE = 100_000
 LOGBOOK_HEADER = ["evals", "size", "best", "mean", "median", "std"]
 
 
@@ -119,7 +117,6 @@ class AgingEvolution:
         self.stats.register("std", np.std)
         self.logbook = tools.Logbook()
         self.logbook.header = LOGBOOK_HEADER
-        self._keys: dict[str, str] = {}
 
     # ---- the two calls the driver makes --------------------------------------------
     def propose(self) -> Proposal:
@@ -129,16 +126,7 @@ class AgingEvolution:
             return Proposal(self.space.to_str(graph), self.space.canonical_key(graph))
         parent = self.select()
         child = self.space.mutate_str(parent.genotype, self.rng)
-        return Proposal(child, self._key(child), parent.eval_id)
-
-    def _key(self, genotype: str) -> str:
-        """Canonical key of a child, remembered: evolution proposes the same strings again and again."""
-        key = self._keys.get(genotype)
-        if key is None:
-            if len(self._keys) >= KEY_MEMO_SIZE:
-                self._keys.clear()
-            key = self._keys[genotype] = self.space.str_key(genotype)
-        return key
+        return Proposal(child, self.space.str_key(child), parent.eval_id)
 
     def tell(self, eval_id: int, genotype: str, key: str, score: float | None,
              costs: dict[str, float] | None = None) -> Candidate | None:
