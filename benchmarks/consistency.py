@@ -42,8 +42,8 @@ import numpy as np
 import torch
 
 import estimators
-import estimators.sweet as sweet
 import search_spaces
+from estimators._shared_pass import WEIGHT_GRADIENTS, shared_pass
 from evonas import correlating as corr
 from evonas.correlating.report import json_safe
 from evonas.data import load_dataset
@@ -312,28 +312,6 @@ def run_estimator(name: str, cells: list[Cell], args: argparse.Namespace, data) 
         log.close()
 
 
-@contextmanager
-def shared_sweet_gradients() -> Iterator[None]:
-    """Within: ``estimators.sweet.weight_gradients`` runs once per (model, batch) and is reused.
-
-    The Sweetimator variants differ only in the reduction over the same gradients, so
-    scoring one built model with all three costs one backward pass instead of three.
-    """
-    original = sweet.weight_gradients
-    last: list = [None, None, None]  # model, images, result (holding the model keeps its id unique)
-
-    def once(model, batch, **options):
-        if last[0] is not model or last[1] is not batch[0] or options:
-            last[:] = [model, batch[0], original(model, batch, **options)]
-        return last[2]
-
-    sweet.weight_gradients = once
-    try:
-        yield
-    finally:
-        sweet.weight_gradients = original
-
-
 def run_sweet_family(names: list[str], cells: list[Cell], args: argparse.Namespace, data) -> None:
     """All Sweetimator variants from one build + backward per cell (``seconds`` is that shared time).
 
@@ -354,7 +332,7 @@ def run_sweet_family(names: list[str], cells: list[Cell], args: argparse.Namespa
             graph = shared.space.from_str(cells[i].arch)
             seed = init_seed(shared.config.seed, shared.space.canonical_key(graph))
             # exactly Scorer.score's path: the build and the estimators on one seeded torch RNG stream
-            with shared_sweet_gradients(), seeded_rng(seed, shared.device):
+            with shared_pass({WEIGHT_GRADIENTS}), seeded_rng(seed, shared.device):
                 model = build_model(shared.space, graph, shared.dataset.num_classes, shared.build_options,
                                     shared.device)
                 model.train()
@@ -476,7 +454,7 @@ def write_report(args: argparse.Namespace, res: dict[str, dict], record: dict) -
         )
     if shared:
         lines += ["", f"(shared): {', '.join(shared['estimators'])} read the same gradients, so each cell was built",
-                  "and back-propagated once for all of them (`shared_sweet_gradients`); the time is for the three",
+                  "and back-propagated once for all of them (`estimators._shared_pass`); the time is for the three",
                   f"together. The first {shared['verified_cells']} cells were also scored the normal way, one Scorer",
                   "per estimator, and gave identical scores (the run stops otherwise)."]
     rechecked = {n: r["rechecked_cells"] for n, r in res.items() if r.get("rechecked_cells")}

@@ -52,16 +52,19 @@ SELECT = 150
 NDCG_K = 100
 #: Selection-set Spearman differences below this are treated as ties (then fewer parts win).
 TIE = 0.001
-#: Measured once (30 random cells, sweet and the composite interleaved cell by cell, interval
-#: [1e-4, 5e-4), 1 thread, nice 10, 2-core machine under a load average of about 7).
-COST_NOTE = ("the recommended composite `sweet_snip+sweet_ntk+jacov` took 3.75 s per evaluation against "
-             "1.86 s for `sweet` alone (2.0x: one shared Sweet pass, plus jacov's own network and pass).")
+#: From benchmarks/composite_cost.md (30 random cells, the specs interleaved, 1 thread, quiet machine).
+COST_NOTE = ("the recommended composite `sweet_snip+sweet_ntk+jacov` took 0.658 s per evaluation against 0.471 s "
+             "for `sweet` alone (1.40x; one network and one forward pass shared by all three parts, then "
+             "jacov's input-Jacobian backward and the loss backward): `benchmarks/composite_cost.md`.")
 
 
 def parse_args() -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--seeds", default="0,1,2", help="scoring seeds (init, batch, calibration)")
     p.add_argument("--cells", type=int, default=15625, help="score this prefix of the cell order")
+    p.add_argument("--from", dest="start", type=int, default=0, metavar="POS",
+                   help="score positions POS..--cells into seed<S>_from<POS>.csv (a second process's share; "
+                        "the tables merge every file of a seed by position)")
     p.add_argument("--estimators", default=",".join(ESTIMATORS))
     p.add_argument("--batch-size", type=int, default=64)
     p.add_argument("--truth", type=Path, default=SHARED / "benchmarks" / "nb201_accuracy.csv")
@@ -86,7 +89,26 @@ def scored_rows(path: Path) -> list[dict[str, str]]:
     if not path.is_file():
         return []
     with path.open(newline="") as fh:
-        return list(csv.DictReader(fh))
+        rows = list(csv.DictReader(fh))
+    # a process killed mid-write can leave a torn last row: drop it (resuming re-scores that cell)
+    return rows[:-1] if rows and None in rows[-1].values() else rows
+
+
+def seed_file(work: Path, seed: int, start: int) -> Path:
+    """Where the cells from position ``start`` on are appended (0: the main file)."""
+    return work / (f"seed{seed}.csv" if start == 0 else f"seed{seed}_from{start}.csv")
+
+
+def merged_rows(work: Path, seed: int) -> list[dict[str, str]]:
+    """Every scored cell of one seed, from all its files, in order of position, up to the first gap
+    (so what the tables use is always a prefix of the order, a uniform sample)."""
+    by_position = {int(r["position"]): r for f in sorted(work.glob(f"seed{seed}.csv")) + sorted(
+        work.glob(f"seed{seed}_from*.csv")) for r in scored_rows(f)}
+    return [by_position[p] for p in itertools.takewhile(by_position.__contains__, itertools.count())]
+
+
+def scored_seeds(work: Path) -> list[int]:
+    return sorted(int(p.stem[4:]) for p in work.glob("seed*.csv") if p.stem[4:].isdigit())
 
 
 def part_settings(names: Sequence[str], seed: int, args: argparse.Namespace, data: Any) -> dict[str, dict]:
@@ -111,8 +133,8 @@ def score_seed(names: list[str], seed: int, rows: list[dict[str, str]], args: ar
     """Append the cells of the prefix not yet in seed<S>.csv: every estimator, one Scorer, shared passes."""
     settings = part_settings(names, seed, args, data)
     normalisation(names, settings, seed, args, data)
-    path = args.work / f"seed{seed}.csv"
-    done = len(scored_rows(path))
+    path = seed_file(args.work, seed, args.start)
+    done = args.start + len(scored_rows(path))
     if done >= args.cells:
         return
     config = ScoringSettings("nb201", "+".join(names), composite_settings([Part(n, 1.0, settings[n]) for n in names], {}),
@@ -188,7 +210,7 @@ def log_rank_column(spec: str, columns: dict[str, np.ndarray]) -> np.ndarray:
 
 def load_seed(seed: int, names: Sequence[str], work: Path) -> tuple[list[int], dict[str, np.ndarray], dict, list[float]]:
     """Benchmark indices, score columns, normalisation and seconds of one seed's CSV."""
-    rows = scored_rows(work / f"seed{seed}.csv")
+    rows = merged_rows(work, seed)
     columns = {n: np.array([float(r[n]) for r in rows]) for n in names}
     norms = json.loads((work / f"normalisation_seed{seed}.json").read_text())["normalisation"]
     return [int(r["index"]) for r in rows], columns, norms, [float(r["seconds"]) for r in rows]
@@ -232,23 +254,50 @@ def table(label: str, results: dict[str, list[dict[str, float]]], keys: Sequence
     return out
 
 
+def seed_tables(seeds: Sequence[int], n: int, shown: Sequence[str], loaded: dict, truth: dict[int, float],
+                arch_of: dict[int, str], suite: set[str], both_sets: bool) -> tuple[dict[str, list[dict]], list[str]]:
+    """Tables over the first ``n`` cells of each seed (mean ± spread where several): all cells and, with
+    ``both_sets``, the Suite-Zero cells, failed cells excluded and ranked last. Returns the headline
+    results (all cells, failures excluded) and the lines."""
+    lines: list[str] = []
+    headline: dict[str, list[dict]] = {}
+    sets = (("all cells", lambda i: True), ("the 9,445 Suite-Zero cells", lambda i: arch_of[i] in suite))
+    for set_name, in_set in sets if both_sets else sets[:1]:
+        for failed_last in (False, True) if both_sets else (False,):
+            results: dict[str, list[dict[str, float]]] = {name: [] for name in shown}
+            for s in seeds:
+                idx, columns, norms, _ = loaded[s]
+                keep = np.array([in_set(i) for i in idx[:n]])
+                t = np.array([truth[i] for i in idx[:n]])[keep]
+                for name in shown:
+                    col = columns[name] if name in columns else composite_column(name, columns, norms)
+                    results[name].append(metrics(col[:n][keep], t, failed_last))
+            how = "failed cells ranked last" if failed_last else "failed cells excluded"
+            lines += [f"### {set_name}, {how} (N = {int(keep.sum()):,})", "",
+                      *table("estimator", results, ("rho", "tau", "top10", "ndcg", "failed")), ""]
+            if set_name == "all cells" and not failed_last:
+                headline = results
+    return headline, lines
+
+
 def report(args: argparse.Namespace, names: list[str], rows: list[dict[str, str]]) -> None:
     """consistency_all.md: the composite choice (selection / test cells) and the all-cells tables."""
     truth = {int(r["index"]): float(r["cifar10_test"]) for r in rows}
     arch_of = {int(r["index"]): r["arch"] for r in rows}
     with args.reference.open(newline="") as fh:
         suite = {r["arch"] for r in csv.DictReader(fh)}
-    seeds = sorted(int(p.stem[4:]) for p in args.work.glob("seed*.csv"))
+    seeds = scored_seeds(args.work)
     loaded = {s: load_seed(s, names, args.work) for s in seeds}
+    partial = "" if len(loaded[seeds[0]][0]) >= 15625 else " (partial run)"
     lines = [
-        "# All-cells consistency on NAS-Bench-201 / CIFAR-10 (partial run)", "",
+        f"# All-cells consistency on NAS-Bench-201 / CIFAR-10{partial}", "",
         f"Generated by `benchmarks/consistency_all.py` ({dt.datetime.now(dt.timezone.utc):%Y-%m-%d %H:%M} UTC). "
         "Truth: CIFAR-10 test accuracy (`cifar10_test`, NAS-Bench-201 / NATS-Bench). Cells: all 15,625 rows "
         f"of `nb201_accuracy.csv` in the order `random.Random({ORDER_SEED}).shuffle`; every cell is scored "
         "(isomorphic cells are not merged: their networks draw weights in another order, so scores differ), "
         "so a prefix is a uniform sample. Scoring: the normal `Scorer` path, NB-201 proxy network "
         "(16 channels, 5 cells per stage), one fixed batch of 64 augmented images of the shared CIFAR-10 subset, "
-        "seeded init per cell, CPU, 1 torch thread, one process `nice`d on a shared 2-core machine.", "",
+        "seeded init per cell, CPU, 1 torch thread per process, `nice`d on a shared 2-core machine.", "",
     ]
     # ---- section 1: choose on the selection cells, measure on the test cells (seed 0)
     idx, columns, norms, _ = loaded[seeds[0]]
@@ -286,20 +335,16 @@ def report(args: argparse.Namespace, names: list[str], rows: list[dict[str, str]
                   f"within {TIE} of it: **`{chosen}`** ({rho[chosen]:.4f}). The same parts aggregated as a sum of log-ranks "
                   f"over the test cells themselves (AZ-NAS style, not a pure function of one cell): "
                   f"rho {pop['rho']:.3f}, tau {pop['tau']:.3f}.", ""]
-    # ---- section 2: all scored cells, mean and spread over seeds
-    n = min(len(loaded[s][0]) for s in seeds)
+    # ---- section 2: every cell the first seed scored; section 3: the spread over seeds
     shown = [*names, *RECOMMENDED, *(h for h in ("sweet_ntk+jacov", "sweet_ntk+synflow+jacov") if h not in RECOMMENDED)]
-    per = float(np.mean([x for s in seeds for x in loaded[s][3]]))
+    first = seeds[0]
+    full = len(loaded[first][0])
+    per = float(np.median([x for s in seeds for x in loaded[s][3]]))
     lines += [
-        "## 2. All cells, every seed", "",
-        f"Scored so far: the first **{n:,} of 15,625 cells** for seeds {', '.join(map(str, seeds))} "
-        f"(per seed: {', '.join(f'{s}: {len(loaded[s][0]):,}' for s in seeds)}); the tables use the common "
-        f"{n:,}. Mean ± standard deviation over the seeds (scoring seed = init, batch and calibration seed). "
-        f"Measured {per:.2f} s per cell for all {len(names)} estimators together (Sweet variants share one pass): "
-        f"the full run needs about {per * 15625 * len(seeds) / 3600:.0f} CPU hours "
-        f"({len(seeds)} seeds x 15,625 cells) on this machine, measured while other jobs loaded it "
-        "(load average 4 to 8 on 2 cores). The prefix holds the selection cells of section 1, so the "
-        "composite's figures here are slightly optimistic; its held-out figure is the test column there.", "",
+        f"## 2. All cells (seed {first})", "",
+        f"Scored: **{full:,} of 15,625 cells** (seed {first}: init, batch and calibration seed). Median "
+        f"{per:.2f} s per cell for all {len(names)} estimators together (the shared-pass readers share one "
+        "network and forward pass), one process per core. These cells include the 300 of section 1, 2% of them.", "",
     ]
     verified = args.work / "verify.json"
     if verified.is_file():
@@ -307,37 +352,42 @@ def report(args: argparse.Namespace, names: list[str], rows: list[dict[str, str]
             lines += [f"The composite columns are computed from the per-part columns; `--verify` re-scored the first "
                       f"{v['cells']} cells of seed {v['seed']} through the real `{spec}` Scorer: largest difference "
                       f"{v['max_abs_difference']:.1e}, same failures: {v['same_failures']}.", ""]
-    for set_name, in_set in (("all cells", lambda i: True), ("the 9,445 Suite-Zero cells", lambda i: arch_of[i] in suite)):
-        for failed_last in (False, True):
-            results: dict[str, list[dict[str, float]]] = {name: [] for name in shown}
-            for s in seeds:
-                idx, columns, norms, _ = loaded[s]
-                keep = np.array([in_set(i) for i in idx[:n]])
-                t = np.array([truth[i] for i in idx[:n]])[keep]
-                for name in shown:
-                    col = columns[name] if name in columns else composite_column(name, columns, norms)
-                    results[name].append(metrics(col[:n][keep], t, failed_last))
-            how = "failed cells ranked last" if failed_last else "failed cells excluded"
-            lines += [f"### {set_name}, {how} (N = {int(keep.sum()):,})", "",
-                      *table("estimator", results, ("rho", "tau", "top10", "ndcg", "failed")), ""]
-            if set_name == "all cells" and not failed_last:
-                headline = results
-    mean = {name: {k: float(np.mean([m[k] for m in per])) for k in ("rho", "tau")} for name, per in headline.items()}
-    single = max((n for n in names if n.startswith("sweet")), key=lambda n: mean[n]["rho"])
-    combo = max((n for n in mean if "+" in n), key=lambda n: mean[n]["rho"])
+    headline, table_lines = seed_tables([first], full, shown, loaded, truth, arch_of, suite, both_sets=True)
+    lines += table_lines
+    n = min(len(loaded[s][0]) for s in seeds)
+    spread = None
+    if len(seeds) > 1:
+        spread, table_lines = seed_tables(seeds, n, shown, loaded, truth, arch_of, suite, both_sets=False)
+        lines += [f"## 3. Spread over seeds {', '.join(map(str, seeds))} (the first {n:,} cells)", "",
+                  f"Scored per seed: {', '.join(f'{s}: {len(loaded[s][0]):,}' for s in seeds)}; the table uses the "
+                  f"common {n:,}, mean ± standard deviation over the seeds.", "", *table_lines]
+    mean = {name: {k: float(np.mean([m[k] for m in per_seed])) for k in ("rho", "tau")}
+            for name, per_seed in headline.items()}
+    single = max((x for x in names if x.startswith("sweet")), key=lambda x: mean[x]["rho"])
+    combo = max((x for x in mean if "+" in x), key=lambda x: mean[x]["rho"])
+    scope = "all 15,625 cells" if full >= 15625 else f"the {full:,} cells scored so far (a uniform sample)"
     lines += [
         f"Cost: {COST_NOTE}", "",
-        f"Targets (issue 9), on all {n:,} cells scored so far, failures excluded, mean over seeds: best single "
-        f"label-using, training-free estimator >= 0.91: `{single}` **{mean[single]['rho']:.3f}** "
+        f"Targets (issue 9), on {scope}, seed {first}, failures excluded: best single label-using, training-free "
+        f"estimator >= 0.91: `{single}` **{mean[single]['rho']:.3f}** "
         f"({'met' if mean[single]['rho'] >= 0.91 else 'not met'}); best composite >= 0.93: `{combo}` "
         f"**{mean[combo]['rho']:.3f}** ({'met' if mean[combo]['rho'] >= 0.93 else 'not met'}), Kendall >= 0.76: "
-        f"**{mean[combo]['tau']:.3f}** ({'met' if mean[combo]['tau'] >= 0.76 else 'not met'}). These hold for "
-        f"this uniform sample of {n:,} cells, not yet for all 15,625.", "",
-        "Not here yet: the remaining 15,325 cells per seed, and the DARTS row (issue 9, section 3).", "",
-        "Per-cell scores: `consistency_all/seed<S>.csv` (`index` joins the truth table; `nan` = failed, reason "
-        "in `errors`); normalisation statistics per seed: `consistency_all/normalisation_seed<S>.json`.", "",
-        "Command (scoring is resumable; `--report` only re-tables):", "",
-        "```bash", "nice -n 10 .venv/bin/python benchmarks/consistency_all.py --seeds 0,1,2 --cells 15625",
+        f"**{mean[combo]['tau']:.3f}** ({'met' if mean[combo]['tau'] >= 0.76 else 'not met'}).", "",
+    ]
+    if spread is not None:
+        lines += [f"Over seeds {', '.join(map(str, seeds))} on the first {n:,} cells: `{single}` "
+                  f"{fmt([m['rho'] for m in spread[single]])}, `{combo}` {fmt([m['rho'] for m in spread[combo]])}.", ""]
+    lines += [
+        "DARTS: `benchmarks/consistency_darts.md`.", "",
+        "Per-cell scores: `consistency_all/seed<S>.csv` and `seed<S>_from<POS>.csv` (one file per process; "
+        "`position` orders them, `index` joins the truth table; `nan` = failed, reason in `errors`); "
+        "normalisation statistics per seed: `consistency_all/normalisation_seed<S>.json`. Scores are bitwise "
+        "reproducible on the same CPU and torch build; across CPUs a Sweet count can move by 1 and other "
+        "scores in the last digits (float summation order), which leaves every statistic here unchanged "
+        "to the digits shown.", "",
+        "Command (scoring is resumable; `--from` splits the cells over processes; `--report` only re-tables):", "",
+        "```bash", "nice -n 10 .venv/bin/python benchmarks/consistency_all.py --seeds 0 --cells 8000 &",
+        "nice -n 10 .venv/bin/python benchmarks/consistency_all.py --seeds 0 --from 8000 --cells 15625 &",
         ".venv/bin/python benchmarks/consistency_all.py --report", "```", "",
     ]
     (HERE / "consistency_all.md").write_text("\n".join(lines))

@@ -103,18 +103,6 @@ def loss_weight_grads(
     return grads
 
 
-def input_jacobian(model: nn.Module, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """Per-sample d(sum of logits)/d(input), flattened to N x (C*H*W), and the logits."""
-    x = images.detach().clone().requires_grad_(True)
-    logits = model(x)
-    (grad,) = torch.autograd.grad(logits.sum(), x, allow_unused=True)
-    if grad is None:  # e.g. an NB-201 cell whose every path to the output is `none`
-        raise EstimatorError("the output does not depend on the input, so the input Jacobian is zero")
-    if not torch.isfinite(grad).all():
-        raise EstimatorError("the input Jacobian is not finite")
-    return grad.flatten(1), logits.detach()
-
-
 @contextmanager
 def forward_hooks(modules: Sequence[nn.Module], hook: Callable) -> Iterator[None]:
     """Register ``hook`` as a forward hook on each module; always removed on exit."""

@@ -55,6 +55,9 @@ class Estimator(ABC):
     higher_is_better: ClassVar[bool] = True
     #: True for estimators that take a calibrated gradient ``interval`` setting (Sweetimator family).
     needs_calibration: ClassVar[bool] = False
+    #: What the estimator reads from ``estimators._shared_pass`` (weight gradients, input Jacobian).
+    #: A composite scores all its parts that read anything on one network, with one forward pass.
+    shared_pass_reads: ClassVar[frozenset[str]] = frozenset()
 
     def settings(self) -> dict[str, Any]:
         """Every setting that changes the score; part of cache keys and run records."""

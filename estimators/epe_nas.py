@@ -15,7 +15,8 @@ import torch
 from torch import nn
 
 from estimators import register
-from estimators._torch_utils import batch_for, finite, input_jacobian, preserved
+from estimators._shared_pass import INPUT_JACOBIAN, read
+from estimators._torch_utils import batch_for, finite, preserved
 from estimators.base import Batch, Estimator
 
 K = 1e-5
@@ -26,11 +27,13 @@ MANY_CLASSES = 100
 class EpeNas(Estimator):
     name = "epe_nas"
     description = "EPE-NAS: per-class input-Jacobian correlation scores, combined across classes"
+    shared_pass_reads = frozenset({INPUT_JACOBIAN})
 
     def score(self, model: nn.Module, batches: Sequence[Batch], depth_units=None) -> float:
-        images, labels = batch_for(model, batches)
+        batch = batch_for(model, batches)
+        labels = batch[1]
         with preserved(model):
-            jacobians, logits = input_jacobian(model, images)
+            jacobians, logits = read(model, batch, INPUT_JACOBIAN)
         jacobians, num_classes = jacobians.double(), logits.shape[-1]
         per_class = []
         for c in torch.unique(labels):

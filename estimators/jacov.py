@@ -13,7 +13,8 @@ import torch
 from torch import nn
 
 from estimators import register
-from estimators._torch_utils import batch_for, finite, input_jacobian, preserved
+from estimators._shared_pass import INPUT_JACOBIAN, read
+from estimators._torch_utils import batch_for, finite, preserved
 from estimators.base import Batch, Estimator
 
 K = 1e-5
@@ -24,10 +25,10 @@ class JacobianCovariance(Estimator):
     name = "jacov"
     description = "Jacobian covariance: -sum(log(v+k) + 1/(v+k)) over eigenvalues of the input-Jacobian correlations"
     needs_labels = False
+    shared_pass_reads = frozenset({INPUT_JACOBIAN})
 
     def score(self, model: nn.Module, batches: Sequence[Batch], depth_units=None) -> float:
-        images, _ = batch_for(model, batches)
         with preserved(model):
-            jacobians = input_jacobian(model, images)[0].double()
+            jacobians = read(model, batch_for(model, batches), INPUT_JACOBIAN)[0].double()
         eigenvalues = torch.linalg.eigvalsh(torch.corrcoef(jacobians))
         return finite(-(torch.log(eigenvalues + K) + 1.0 / (eigenvalues + K)).sum(), "jacov")

@@ -14,17 +14,15 @@ from __future__ import annotations
 
 import math
 from abc import abstractmethod
-from contextlib import contextmanager
-from contextvars import ContextVar
 from dataclasses import dataclass, field
 from typing import Any, Callable, ClassVar, Iterable, Iterator, Sequence
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from estimators import register
-from estimators._torch_utils import conv_linear_weights, scored_weights
+from estimators._shared_pass import WEIGHT_GRADIENTS, read, weight_gradients
+from estimators._torch_utils import conv_linear_weights
 from estimators.base import Batch, Estimator, EstimatorError
 
 #: Half-decade candidate bounds; bin ``i`` is ``[GRID[i], GRID[i + 1])`` (21 bins).
@@ -32,84 +30,6 @@ GRID: tuple[float, ...] = (
     0.0, 5e-10, 1e-9, 5e-9, 1e-8, 5e-8, 1e-7, 5e-7, 1e-6, 5e-6, 1e-5,
     5e-5, 1e-4, 5e-4, 1e-3, 5e-3, 1e-2, 5e-2, 1e-1, 5e-1, 1.0, 5.0,
 )
-
-
-@contextmanager
-def _scoring_pass(model: nn.Module, weights: Sequence[nn.Parameter], skip_unread: bool) -> Iterator[None]:
-    """Train mode and empty ``.grad`` fields for one backward pass; everything restored afterwards.
-
-    With ``skip_unread`` only ``weights`` require grad, so autograd builds no gradient
-    buffers (and runs no gradient kernels) for biases and BatchNorm parameters, which these
-    estimators never read.
-    """
-    params = list(model.parameters())
-    saved = [(p.requires_grad, p.grad) for p in params]
-    wanted = {id(w) for w in weights}
-    was_training = model.training
-    try:
-        model.train()
-        for p in params:
-            p.grad = None
-            if skip_unread:
-                p.requires_grad_(id(p) in wanted)
-        yield
-    finally:
-        for p, (flag, grad) in zip(params, saved):
-            p.requires_grad_(flag)
-            p.grad = grad
-        model.train(was_training)
-
-
-def weight_gradients(
-    model: nn.Module, batch: Batch, *, skip_unread: bool = True
-) -> tuple[list[nn.Parameter], list[torch.Tensor]]:
-    """Conv2d/Linear weights and dL/dw for one cross-entropy backward pass in train mode.
-
-    The model is left as it was (mode, ``requires_grad`` flags, ``.grad`` fields; BatchNorm
-    running statistics do move). A weight the loss does not reach gets an all-zero gradient,
-    its true value. ``skip_unread=False`` computes every parameter's gradient, as a plain
-    loop would; it exists to prove the shortcut leaves the score unchanged.
-    """
-    weights = scored_weights(model)
-    images, labels = batch
-    device = weights[0].device
-    images, labels = images.to(device, non_blocking=True), labels.to(device, non_blocking=True)
-    with _scoring_pass(model, weights, skip_unread):
-        loss = F.cross_entropy(model(images), labels)
-        if not math.isfinite(loss.item()):
-            raise EstimatorError(f"non-finite cross-entropy loss ({loss.item()})")
-        # .backward() rather than torch.autograd.grad: it measured slightly faster on CPU
-        loss.backward()
-        grads = [torch.zeros_like(w) if w.grad is None else w.grad for w in weights]
-    return weights, grads
-
-
-#: Inside ``shared_pass``: the last (model, images, gradients) computed, else None.
-_SHARED_PASS: ContextVar[list[Any] | None] = ContextVar("sweet_shared_pass", default=None)
-
-
-@contextmanager
-def shared_pass() -> Iterator[None]:
-    """Within: Sweetimator variants scoring the same model on the same batch share one backward pass.
-
-    The variants differ only in the reduction over the same gradients, so a composite of
-    several of them pays for one pass instead of one per variant. The scores are unchanged.
-    """
-    token = _SHARED_PASS.set([])
-    try:
-        yield
-    finally:
-        _SHARED_PASS.reset(token)
-
-
-def _gradients(model: nn.Module, batch: Batch) -> tuple[list[nn.Parameter], list[torch.Tensor]]:
-    """``weight_gradients``, reused for the same model and images inside ``shared_pass``."""
-    memo = _SHARED_PASS.get()
-    if memo is None:
-        return weight_gradients(model, batch)
-    if not memo or memo[0] is not model or memo[1] is not batch[0]:
-        memo[:] = [model, batch[0], weight_gradients(model, batch)]  # holding the model keeps its id unique
-    return memo[2]
 
 
 def _flat_abs(tensors: Sequence[torch.Tensor]) -> torch.Tensor:
@@ -136,6 +56,7 @@ class _SweetFamily(Estimator):
     """Shared scoring: one backward pass, then a reduction over the sweet weights."""
 
     needs_calibration: ClassVar[bool] = True
+    shared_pass_reads: ClassVar[frozenset[str]] = frozenset({WEIGHT_GRADIENTS})
 
     def __init__(self, interval: Sequence[float] | None = None) -> None:
         self.interval = check_interval(interval, self.name)
@@ -151,7 +72,7 @@ class _SweetFamily(Estimator):
     ) -> float:
         if not batches:
             raise EstimatorError(f"{self.name} needs one batch of labelled images")
-        weights, grads = _gradients(model, batches[0])
+        weights, grads = read(model, batches[0], WEIGHT_GRADIENTS)
         g = _flat_abs(grads)
         # Compare in the gradient's own dtype, exactly as calibration bins them.
         lo, hi = torch.tensor(self.interval, dtype=g.dtype, device=g.device)
@@ -161,11 +82,6 @@ class _SweetFamily(Estimator):
     @abstractmethod
     def _reduce(self, weights: Sequence[nn.Parameter], g: torch.Tensor, sweet: torch.Tensor) -> float:
         """The score from all weights, their ``|grad|`` (flat) and the sweet mask."""
-
-
-def shares_pass(estimator: Estimator) -> bool:
-    """Whether ``estimator`` reads its gradients through ``shared_pass`` (the Sweetimator family)."""
-    return isinstance(estimator, _SweetFamily)
 
 
 @register

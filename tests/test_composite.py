@@ -12,7 +12,7 @@ from scipy.stats import norm
 from torch import nn
 
 import estimators
-import estimators.sweet as sweet
+import estimators._shared_pass as shared_pass
 import search_spaces
 from cli_helpers import assert_one_line_error, run_cli
 from estimators.base import Estimator, EstimatorError, EstimatorResult
@@ -30,6 +30,8 @@ NB201_CELLS = [
     "|nor_conv_1x1~0|+|skip_connect~0|nor_conv_3x3~1|+|avg_pool_3x3~0|nor_conv_1x1~1|nor_conv_3x3~2|",
     "|avg_pool_3x3~0|+|nor_conv_1x1~0|skip_connect~1|+|nor_conv_1x1~0|skip_connect~1|skip_connect~2|",
 ]
+#: Every path from the input to the output goes through `none`: the output ignores the input.
+CUT_OFF = "|nor_conv_3x3~0|+|none~0|nor_conv_3x3~1|+|none~0|none~1|none~2|"
 
 
 class PositiveFake(Estimator):
@@ -196,23 +198,47 @@ def test_settings_round_trip_and_the_fingerprint_records_the_normalisation(fakes
     assert scoring_fingerprint(changed) != scoring_fingerprint(config)
 
 
-def test_sweet_variants_share_one_backward_pass_and_score_as_alone(monkeypatch, tmp_path) -> None:
+SHARED_READERS = ("sweet", "sweet_ntk", "jacov", "epe_nas")
+
+
+def _alone(name: str, genotype: str, **settings) -> tuple[float | None, str, str]:
+    config = ScoringSettings("nb201", name, settings, dataset="synthetic", batch_size=8, build_options=SMALL)
+    result = Scorer(config).score(genotype)
+    return result.score, result.status, result.error
+
+
+@pytest.mark.parametrize("genotype", [NB201_CELLS[0], NB201_CELLS[1], CUT_OFF])
+def test_shared_pass_readers_share_one_forward_and_score_as_alone(genotype, monkeypatch, tmp_path) -> None:
+    """The Sweet variants, jacov and epe_nas of a composite run one forward (and no solo pass),
+    and every part's result, a failure included, is what the estimator gives alone."""
     monkeypatch.setenv("EVONAS_CACHE", str(tmp_path))
     interval = (1e-4, 5e-4)
-    norms = {n: {"transform": "asinh", "center": 0.0, "scale": 1.0} for n in ("sweet", "sweet_ntk", "synflow")}
-    config = resolve_scoring("nb201", "sweet+sweet_ntk+synflow", dataset="synthetic", batch_size=8, interval=interval,
+    names = (*SHARED_READERS, "synflow")
+    norms = {n: {"transform": "asinh", "center": 0.0, "scale": 1.0} for n in names}
+    config = resolve_scoring("nb201", "+".join(names), dataset="synthetic", batch_size=8, interval=interval,
                              build_options=SMALL, estimator_settings={"normalisation": norms})
-    calls = []
-    original = sweet.weight_gradients
-    monkeypatch.setattr(sweet, "weight_gradients", lambda *a, **k: calls.append(1) or original(*a, **k))
     scorer = Scorer(config)
-    for genotype in NB201_CELLS[:2]:
-        calls.clear()
-        parts = scorer.score(genotype).extra["parts"]
-        assert len(calls) == 1
-        assert parts == {"sweet": _single("sweet", genotype, "nb201", interval=interval),
-                         "sweet_ntk": _single("sweet_ntk", genotype, "nb201", interval=interval),
-                         "synflow": _single("synflow", genotype, "nb201")}
+    calls = {"shared": 0, "alone": 0}
+    both, solo_w, solo_j = shared_pass._both, shared_pass.weight_gradients, shared_pass.input_jacobian
+    monkeypatch.setattr(shared_pass, "_both", lambda *a: calls.__setitem__("shared", calls["shared"] + 1) or both(*a))
+    monkeypatch.setattr(shared_pass, "weight_gradients",
+                        lambda *a, **k: calls.__setitem__("alone", calls["alone"] + 1) or solo_w(*a, **k))
+    monkeypatch.setattr(shared_pass, "input_jacobian",
+                        lambda *a: calls.__setitem__("alone", calls["alone"] + 1) or solo_j(*a))
+    parts = scorer.score_parts(genotype)[1]
+    assert calls == {"shared": 1, "alone": 0}
+    monkeypatch.undo()
+    for name in names:
+        settings = {"interval": interval} if name.startswith("sweet") else {}
+        assert (parts[name].score, parts[name].status, parts[name].error) == _alone(name, genotype, **settings)
+    if genotype == CUT_OFF:  # the Jacobian fails, the weight gradients do not: only its readers fail
+        assert parts["jacov"].status == parts["epe_nas"].status == "failed" and parts["sweet"].ok
+
+
+def test_shared_pass_rejects_an_unknown_read() -> None:
+    with pytest.raises(ValueError, match="unknown shared-pass reads"):
+        with shared_pass.shared_pass({"hessian"}):
+            pass
 
 
 def test_isomorphic_cells_share_the_key_but_not_the_weight_layout() -> None:

@@ -4,7 +4,8 @@ A ``Scorer`` loads its dataset once and keeps the fixed batches, so a worker tur
 genotype strings into scores without reloading anything. Weights are seeded per cell
 inside a forked torch RNG, so scoring never changes the caller's global random state.
 A composite's parts each get the cell's freshly seeded network, as if scored alone, except
-that the Sweetimator variants share one network and one backward pass.
+that the parts reading the shared pass (the Sweetimator variants' weight gradients, jacov's and
+epe_nas's input Jacobian) share one network and one forward pass.
 """
 from __future__ import annotations
 
@@ -18,7 +19,7 @@ import torch
 import estimators
 import search_spaces
 from estimators.base import Batch, Estimator, EstimatorResult
-from estimators.sweet import shared_pass, shares_pass
+from estimators._shared_pass import shared_pass
 from evonas.data import ImageDataset, load_dataset, sample_batch
 from evonas.scoring.composite import Part, combine, is_composite, parts_from_settings
 from evonas.seeding import batches_seed, init_seed
@@ -96,7 +97,7 @@ class Scorer:
 
         Each group of estimators runs on the cell's model built on a freshly seeded torch RNG
         stream, the stream the estimators then draw from too (zen's perturbation), so the
-        results are reproducible; a group of Sweetimator variants shares one backward pass.
+        results are reproducible; the shared-pass readers share one network and forward pass.
         """
         graph = self.space.from_str(genotype)
         key = self.space.canonical_key(graph)
@@ -104,7 +105,8 @@ class Scorer:
         results = {}
         groups = self._composite_groups if self.estimator is None else [[(self.config.estimator, self.estimator)]]
         for group in groups:
-            with seeded_rng(init_seed(self.config.seed, key), self.device), shared_pass():
+            reads = frozenset().union(*(est.shared_pass_reads for _, est in group))
+            with seeded_rng(init_seed(self.config.seed, key), self.device), shared_pass(reads):
                 model = build_model(self.space, graph, self.dataset.num_classes, self.build_options, self.device)
                 model.train()
                 units = self.space.depth_units(model)
@@ -125,10 +127,8 @@ class Scorer:
 
 
 def _share_passes(members: dict[str, Estimator]) -> list[list[tuple[str, Estimator]]]:
-    """Estimators grouped so each group runs on one network: Sweetimator variants with equal settings
-    together (their gradients are the same), every other estimator on its own network."""
-    groups: dict[Any, list[tuple[str, Estimator]]] = {}
-    for name, est in members.items():
-        shared = ("sweet", repr(sorted(est.settings().items()))) if shares_pass(est) else ("alone", name)
-        groups.setdefault(shared, []).append((name, est))
-    return list(groups.values())
+    """Estimators grouped so each group runs on one network: every estimator that reads the shared
+    pass together (what it reads does not depend on its settings), every other one on its own."""
+    readers = [(name, est) for name, est in members.items() if est.shared_pass_reads]
+    alone = [[(name, est)] for name, est in members.items() if not est.shared_pass_reads]
+    return ([readers] if readers else []) + alone
