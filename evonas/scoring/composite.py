@@ -29,9 +29,9 @@ SEPARATOR = "+"
 WEIGHT_MARK = "="
 #: The composite the benchmark chose (``benchmarks/consistency_all.md``), listed by ``evonas estimators``.
 RECOMMENDED: dict[str, str] = {
-    "sweet_snip+sweet_ntk+jacov": "NB-201: chosen on 150 cells, Spearman 0.952 on 150 others "
-                                  "(benchmarks/consistency_all.md). Not for DARTS: 0.558 there against "
-                                  "sweet_snip's 0.683 (benchmarks/consistency_darts.md)",
+    "sweet_snip+sweet_ntk+jacov": "NB-201: chosen on 150 cells, Spearman 0.952 on 150 others, 0.945 over "
+                                  "all 15,625 (benchmarks/consistency_all.md); 1.4x sweet's time. Not for "
+                                  "DARTS: 0.558 there against sweet_snip's 0.683 (benchmarks/consistency_darts.md)",
 }
 TRANSFORMS = ("asinh", "identity")
 #: The inter-quartile range of a standard normal distribution.
