@@ -130,7 +130,8 @@ def normalisation(names: Sequence[str], settings: dict[str, dict], seed: int, ar
 
 
 def score_seed(names: list[str], seed: int, rows: list[dict[str, str]], args: argparse.Namespace, data: Any) -> None:
-    """Append the cells of the prefix not yet in seed<S>.csv: every estimator, one Scorer, shared passes."""
+    """Append the cells of [--from, --cells) not yet in this process's file: every estimator, one Scorer,
+    shared passes."""
     settings = part_settings(names, seed, args, data)
     normalisation(names, settings, seed, args, data)
     path = seed_file(args.work, seed, args.start)
@@ -235,7 +236,8 @@ def verify(seed: int, k: int, rows: list[dict[str, str]], names: Sequence[str], 
     and machine); record the largest difference from the composite computed from the part columns."""
     data = load_dataset("cifar10", split="train", data_dir=args.data_dir)
     _, columns, norms, _ = load_seed(seed, names, args.work)
-    positions = range(max(0, len(columns[names[0]]) - k), len(columns[names[0]]))
+    total = len(columns[names[0]])
+    positions = range(max(0, total - k), total)
     report = {}
     for spec in RECOMMENDED:
         scorer = Scorer(resolve_scoring("nb201", spec, data_dir=str(args.data_dir), batch_size=args.batch_size,

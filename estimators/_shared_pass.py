@@ -60,13 +60,12 @@ def _on_device(batch: Batch, device: torch.device) -> tuple[torch.Tensor, torch.
     return images.to(device, non_blocking=True), (None if labels is None else labels.to(device, non_blocking=True))
 
 
-def _loss_gradients(logits: torch.Tensor, labels: torch.Tensor, weights: Sequence[nn.Parameter],
-                    retain_graph: bool = False) -> list[torch.Tensor]:
+def _loss_gradients(logits: torch.Tensor, labels: torch.Tensor, weights: Sequence[nn.Parameter]) -> list[torch.Tensor]:
     loss = F.cross_entropy(logits, labels)
     if not math.isfinite(loss.item()):
         raise EstimatorError(f"non-finite cross-entropy loss ({loss.item()})")
     # .backward() rather than torch.autograd.grad: it measured slightly faster on CPU
-    loss.backward(retain_graph=retain_graph)
+    loss.backward()
     return [torch.zeros_like(w) if w.grad is None else w.grad for w in weights]
 
 
@@ -95,9 +94,9 @@ def weight_gradients(
         return weights, _loss_gradients(model(images), labels, weights)
 
 
-def input_jacobian(model: nn.Module, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+def input_jacobian(model: nn.Module, batch: Batch) -> tuple[torch.Tensor, torch.Tensor]:
     """Per-sample d(sum of logits)/d(input), flattened to N x (C*H*W), and the logits (model's own mode)."""
-    x = images.detach().clone().requires_grad_(True)
+    x = _on_device(batch, model_device(model))[0].detach().clone().requires_grad_(True)
     return _jacobian(model(x), x)
 
 
@@ -125,7 +124,7 @@ class _Memo:
     """What the shared pass computed, for the last (model, images) seen."""
 
     reads: frozenset[str]
-    source: tuple[Any, ...] = ()  # (model, images): holding them keeps their ids unique
+    source: tuple[Any, Any] = (None, None)  # (model, images): holding them keeps their ids unique
     results: dict[str, Any] = field(default_factory=dict)
 
 
@@ -148,16 +147,14 @@ def shared_pass(reads: Iterable[str]) -> Iterator[None]:
 def read(model: nn.Module, batch: Batch, what: str) -> Any:
     """``what`` (``WEIGHT_GRADIENTS`` or ``INPUT_JACOBIAN``) for ``model`` on ``batch``: from the
     shared pass when inside one that lists it, else computed alone."""
-    alone = {WEIGHT_GRADIENTS: lambda: weight_gradients(model, batch),
-             INPUT_JACOBIAN: lambda: input_jacobian(model, batch[0].to(model_device(model)))}
+    alone = {WEIGHT_GRADIENTS: weight_gradients, INPUT_JACOBIAN: input_jacobian}[what]
     memo = _ACTIVE.get()
     if memo is None or what not in memo.reads:
-        return alone[what]()
-    if len(memo.source) != 2 or memo.source[0] is not model or memo.source[1] is not batch[0]:
+        return alone(model, batch)
+    if memo.source[0] is not model or memo.source[1] is not batch[0]:
         memo.source = (model, batch[0])
-        memo.results = _both(model, batch) if memo.reads == READS else {what: _captured(alone[what])}
+        memo.results = _both(model, batch) if memo.reads == READS else {what: _captured(lambda: alone(model, batch))}
     value = memo.results[what]
     if isinstance(value, EstimatorError):
         raise EstimatorError(str(value))
     return value
-
