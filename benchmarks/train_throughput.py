@@ -58,14 +58,14 @@ def our_loop(model: torch.nn.Module, recipe, device: torch.device) -> Callable[[
 
 
 def measure(batch_size: int, args: argparse.Namespace, device: torch.device) -> dict:
-    recipe = resolve_recipe("nb201", {"batch_size": batch_size, "epochs": 10**6})
+    recipe = resolve_recipe(search_spaces.get("nb201"), {"batch_size": batch_size, "epochs": 10**6})
     space = search_spaces.get("nb201")
     data = load_dataset(args.dataset, "train", data_dir=args.data_dir)
     data = data.subset(min(len(data), batch_size * args.batches))
     if device.type == "cuda":
         data = data.to(device)
     torch.manual_seed(0)
-    base = space.build(space.from_str(CELL), data.num_classes, **recipe.build_options())
+    base = space.build(space.from_str(CELL), data.num_classes, **space.training_options(recipe.to_dict()))
     loops = {"plain": plain_loop(copy.deepcopy(base).to(device), recipe, device),
              "ours": our_loop(copy.deepcopy(base), recipe, device)}
     gen = torch.Generator().manual_seed(0)
@@ -109,7 +109,7 @@ def main() -> None:
     machine = torch.cuda.get_device_name(device) if device.type == "cuda" else f"{platform.processor() or platform.machine()} CPU"
     record = {"device": machine, "threads": args.threads, "torch": torch.__version__, "cell": CELL,
               "network": "NB-201, C=16, N=5 (200E recipe)", "augmentation": "random crop (pad 4) + flip",
-              "precision_ours": Trainer(torch.nn.Linear(1, 1), resolve_recipe("nb201"), device).precision,
+              "precision_ours": Trainer(torch.nn.Linear(1, 1), resolve_recipe(search_spaces.get("nb201")), device).precision,
               "rows": rows}
     lines = ["| batch | clock | ours (img/s) | plain (img/s) | ours/plain |", "|---:|---|---:|---:|---:|"]
     lines += [f"| {r['batch_size']} | {clock} | {r[clock]['ours_images_per_s']:.1f} | "

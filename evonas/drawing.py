@@ -8,8 +8,9 @@ visible at a glance.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Mapping
 
 import matplotlib
 import networkx as nx
@@ -18,12 +19,13 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
 import search_spaces
+from search_spaces.base import CellSketch
 from evonas.errors import EvonasError
 from evonas.runs import replacing
 
 #: File suffix -> matplotlib format.
 FORMATS: dict[str, str] = {".png": "png", ".svg": "svg"}
-#: The pseudo-op of DARTS' edges from the intermediate nodes into the concatenated output.
+#: The pseudo-op of edges into a concatenated output (DARTS): drawn blue, without a label.
 CONCAT = "concat"
 
 _LIVE = ("black", "solid")
@@ -65,39 +67,25 @@ class CellDrawing:
     nodes: tuple[str, ...]
     inputs: int
     edges: tuple[EdgeStyle, ...]
+    node_ops: Mapping[str, str] = field(default_factory=dict)
+    dead: frozenset[str] = frozenset()
 
 
 def cell_drawings(space: str, genotype: str) -> list[CellDrawing]:
-    """The cells of ``genotype`` as they will be drawn; raises the space's ``GenotypeError``."""
-    return _cells(space, search_spaces.get(space).from_str(genotype))
+    """The cells of ``genotype`` as they will be drawn (the space's ``sketches``); raises its ``GenotypeError``."""
+    sp = search_spaces.get(space)
+    return [_styled(sketch) for sketch in sp.sketches(sp.from_str(genotype))]
 
 
-def _cells(space: str, g: nx.DiGraph) -> list[CellDrawing]:
-    if space == "nb201":
-        edges = [(str(u), str(v), d["op"]) for u, v, d in sorted(g.edges(data=True))]
-        return [_styled("cell (node 0: input, node 3: output)", ("0", "1", "2", "3"), 1, edges)]
-    if space == "darts":
-        return [_darts_cell(g, cell) for cell in ("normal", "reduce")]
-    raise EvonasError(f"drawing is not supported for space {space!r}; it supports nb201 and darts")
-
-
-def _darts_cell(g: nx.DiGraph, cell: str) -> CellDrawing:
-    """DARTS inputs c_{k-2}, c_{k-1}, intermediate nodes 0..3, and the concat output c_{k}."""
-    names = {0: "c_{k-2}", 1: "c_{k-1}", 2: "0", 3: "1", 4: "2", 5: "3"}
-    edges = [(names[u[1]], names[v[1]], d["op"])
-             for u, v, d in sorted(g.edges(data=True), key=lambda e: (e[1][1], e[2]["slot"])) if u[0] == cell]
-    edges += [(names[k], "c_{k}", CONCAT) for k in range(2, 6)]
-    title = "normal cell" if cell == "normal" else "reduction cell"
-    return _styled(title, (*names.values(), "c_{k}"), 2, edges)
-
-
-def _styled(title: str, nodes: tuple[str, ...], inputs: int, edges: list[tuple[str, str, str]]) -> CellDrawing:
+def _styled(sketch: CellSketch) -> CellDrawing:
     """Mark each edge live when its op computes something and its target feeds the output."""
-    computing = nx.DiGraph((u, v) for u, v, op in edges if op != "none")
+    nodes = sketch.nodes
+    computing = nx.DiGraph((u, v) for u, v, op in sketch.edges if op != "none" and u not in sketch.dead)
     computing.add_node(nodes[-1])
     feeds_output = nx.ancestors(computing, nodes[-1]) | {nodes[-1]}
-    styled = tuple(EdgeStyle(u, v, op, op != "none" and v in feeds_output) for u, v, op in edges)
-    return CellDrawing(title, nodes, inputs, styled)
+    styled = tuple(EdgeStyle(u, v, op, op != "none" and v in feeds_output and u not in sketch.dead)
+                   for u, v, op in sketch.edges)
+    return CellDrawing(sketch.title, nodes, sketch.inputs, styled, dict(sketch.node_ops), frozenset(sketch.dead))
 
 
 def draw_genotype(space: str, genotype: str, path: str | Path) -> Path:
@@ -116,7 +104,7 @@ def genotype_figure(space: str, genotype: str) -> Figure:
     """The figure of ``genotype``'s cell(s), for a file or an embedded picture."""
     sp = search_spaces.get(space)
     g = sp.from_str(genotype)
-    layouts = [_Layout(cell) for cell in _cells(space, g)]
+    layouts = [_Layout(_styled(sketch)) for sketch in sp.sketches(g)]
     # Size the figure from the data extents so one data unit (one node step) has the same inches
     # in every drawing: op names then fit between neighbouring nodes whatever the cell.
     width = sum(layout.xlim[1] - layout.xlim[0] for layout in layouts) * _INCHES_PER_STEP
@@ -169,11 +157,15 @@ class _Layout:
                                edgecolors="black", node_color=[_NODE_COLORS[k] for k in kinds])
         nx.draw_networkx_labels(g, pos, ax=ax, font_size=10,
                                 labels={n: f"${n}$" if n.startswith("c_") else n for n in cell.nodes})
+        for n, op in cell.node_ops.items():  # ops on vertices (NAS-Bench-101): written under the node
+            x, y = pos[n]
+            ax.text(x, y - 0.22, op, fontsize=7, ha="center", va="top",
+                    color=_DEAD[0] if n in cell.dead else "black")
         for e in cell.edges:
             nx.draw_networkx_edges(g, pos, ax=ax, edgelist=[(e.source, e.target)], arrows=True, arrowsize=12,
                                    node_size=_NODE_SIZE, width=1.6 if e.live else 1.0, edge_color=e.color,
                                    style=e.linestyle, connectionstyle=f"arc3,rad={self.rad[e]}")
-            if e.op != CONCAT:
+            if e.op and e.op != CONCAT:
                 ax.text(*self.apex[e], e.op, color=e.color, fontsize=8, ha="center", va="center", zorder=1.5,
                         bbox={"boxstyle": "round,pad=0.15", "facecolor": "white", "edgecolor": "none"})
         ax.set_xlim(*self.xlim)

@@ -64,7 +64,7 @@ def export_trained(train_dir: str | Path, fmt: str, out: str | Path | None = Non
                             data_dir=data_dir or _recorded_data_dir(recipe.data_dir))
         # The first test images, normalised exactly as evaluation does.
         images = normalize(test.images[:check_images], test.mean, test.std)
-        model = _eval_network(result, recipe.inference_build_options(), test.num_classes, state, train_dir / _WEIGHTS)
+        model = _eval_network(result, recipe.to_dict(), test.num_classes, state, train_dir / _WEIGHTS)
         with torch.no_grad():
             expected = model(images).numpy()
         if not np.isfinite(expected).all():
@@ -129,14 +129,16 @@ def _recorded_data_dir(recorded: str | None) -> str | None:
     return recorded if recorded and Path(recorded).is_dir() else None
 
 
-def _eval_network(result: dict[str, Any], options: dict[str, Any], num_classes: int,
+def _eval_network(result: dict[str, Any], recipe: dict[str, Any], num_classes: int,
                   state: dict[str, Any], weights: Path) -> nn.Module:
-    """The eval-mode network with the trained weights; train-only parts are not built."""
+    """The eval-mode network with the trained weights; train-only parts (``training_options(inference=True)``
+    leaves them out, e.g. DARTS' auxiliary head) are not built and their weights are not needed."""
     space = search_spaces.get(result["space"])
     graph = space.from_str(result["genotype"])
     with torch.random.fork_rng(devices=[]):  # building draws initial weights: leave the caller's RNG alone
-        model = space.build(graph, num_classes, **options)
-    weights_dict = {k: v for k, v in state["model"].items() if not k.startswith("auxiliary_head.")}
+        model = space.build(graph, num_classes, **space.training_options(recipe, inference=True))
+    built = {name.partition(".")[0] for name in model.state_dict()}
+    weights_dict = {k: v for k, v in state["model"].items() if k.partition(".")[0] in built}
     try:
         missing, unexpected = model.load_state_dict(weights_dict, strict=False)
     except RuntimeError as exc:  # shape mismatches

@@ -1,20 +1,37 @@
-"""The published final-training recipes, and how overrides resolve against them.
+"""Final-training recipes: the ``Recipe`` record, and how overrides resolve against a space's own.
 
 A ``Recipe`` is everything that determines a final training besides the genotype; it is
-recorded in ``recipe.json`` and ``result.json`` so a trained number can be reproduced.
+recorded in ``recipe.json`` and ``result.json`` so a trained number can be reproduced. Each
+search space publishes its recipe (``SearchSpace.training_recipe``; a generic SGD recipe for
+spaces that give none) and says which network knobs its builder takes (``network_knobs``), so
+nothing here knows any space by name. This module stays pure data: it sees a space only through
+the three attributes of ``RecipeSource``.
 """
 from __future__ import annotations
 
 import dataclasses
 from dataclasses import asdict, dataclass
-from typing import Any, Mapping
+from typing import Any, Mapping, Protocol
 
 from evonas.errors import EvonasError
+
+#: Recipe settings that shape the network rather than the training loop; a space takes some of them.
+NETWORK_KNOBS = ("channels", "layers", "drop_path", "aux_weight")
+
+
+class RecipeSource(Protocol):
+    """What a recipe needs of a search space (``search_spaces.SearchSpace`` provides it)."""
+
+    name: str
+    network_knobs: tuple[str, ...]
+
+    def training_recipe(self) -> dict[str, Any]: ...
 
 
 @dataclass(frozen=True)
 class Recipe:
-    """One final-training recipe; ``layers`` is NB-201's cells per stage or DARTS' cell count."""
+    """One final-training recipe; ``channels``/``layers`` mean what the space's network makes of them
+    (NB-201: channels and cells per stage; DARTS: channels and cells), None: the network's default."""
 
     space: str
     name: str
@@ -24,8 +41,8 @@ class Recipe:
     momentum: float
     nesterov: bool
     weight_decay: float
-    channels: int
-    layers: int
+    channels: int | None = None
+    layers: int | None = None
     cutout: int = 0
     drop_path: float = 0.0
     aux_weight: float = 0.0
@@ -39,56 +56,32 @@ class Recipe:
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
-    def build_options(self) -> dict[str, Any]:
-        """Keyword options for ``space.build`` (the evaluation network, not the search proxy)."""
-        if self.space == "nb201":
-            return {"channels": self.channels, "cells_per_stage": self.layers}
-        return {
-            "channels": self.channels,
-            "layers": self.layers,
-            "auxiliary": self.aux_weight > 0,
-            "drop_path_prob": self.drop_path,
-        }
-
-    def inference_build_options(self) -> dict[str, Any]:
-        """Options for the network as it is used after training: no auxiliary head, no drop-path."""
-        options = self.build_options()
-        if "auxiliary" in options:
-            options.update(auxiliary=False, drop_path_prob=0.0)
-        return options
-
     def drop_path_at(self, epoch: int) -> float:
         """Drop-path probability for 0-based ``epoch``: ramped linearly from 0 (as in DARTS)."""
         return self.drop_path * epoch / self.epochs
 
 
-#: NB-201 ``200E`` (the recipe of the NAS-Bench-201 ground truth) and the DARTS evaluation recipe.
-RECIPES: dict[str, Recipe] = {
-    "nb201": Recipe(
-        space="nb201", name="200E", epochs=200, batch_size=256, lr=0.1, momentum=0.9,
-        nesterov=True, weight_decay=5e-4, channels=16, layers=5,
-    ),
-    "darts": Recipe(
-        space="darts", name="darts-600", epochs=600, batch_size=96, lr=0.025, momentum=0.9,
-        nesterov=False, weight_decay=3e-4, channels=36, layers=20, cutout=16, drop_path=0.2,
-        aux_weight=0.4, grad_clip=5.0,
-    ),
-}
-
-#: Knobs that only exist in the DARTS evaluation network.
-_DARTS_ONLY = ("drop_path", "aux_weight")
 _OVERRIDABLE = tuple(f.name for f in dataclasses.fields(Recipe) if f.name not in ("space", "name"))
 
 
-def default_recipe(space: str) -> Recipe:
-    """The published recipe for ``space``."""
-    if space not in RECIPES:
-        raise EvonasError(f"no training recipe for space {space!r}; choose one of: {', '.join(RECIPES)}")
-    return RECIPES[space]
+def default_recipe(space: RecipeSource) -> Recipe:
+    """The recipe ``space`` publishes, as a checked ``Recipe``."""
+    values = dict(space.training_recipe())
+    unknown = sorted(set(values) - {f.name for f in dataclasses.fields(Recipe)} - {"space"})
+    if unknown:
+        raise EvonasError(f"space {space.name!r} publishes a training recipe with unknown setting(s) "
+                          f"{', '.join(unknown)}; known: {', '.join(_OVERRIDABLE)}")
+    try:
+        recipe = Recipe(**{**values, "space": space.name})
+    except TypeError as exc:
+        raise EvonasError(f"space {space.name!r} publishes an incomplete training recipe ({exc})") from None
+    _check(recipe, {}, space.network_knobs)
+    return recipe
 
 
-def resolve_recipe(space: str, overrides: Mapping[str, Any] | None = None, base: Recipe | None = None) -> Recipe:
-    """``base`` (default: the published recipe) with the non-None ``overrides`` applied and checked."""
+def resolve_recipe(space: RecipeSource, overrides: Mapping[str, Any] | None = None,
+                   base: Recipe | None = None) -> Recipe:
+    """``base`` (default: the space's published recipe) with the non-None ``overrides`` applied and checked."""
     recipe = base or default_recipe(space)
     changes = {k: v for k, v in (overrides or {}).items() if v is not None}
     unknown = sorted(set(changes) - set(_OVERRIDABLE))
@@ -97,7 +90,7 @@ def resolve_recipe(space: str, overrides: Mapping[str, Any] | None = None, base:
     if "grad_clip" in changes and changes["grad_clip"] <= 0:
         changes["grad_clip"] = None  # --grad-clip 0 turns clipping off
     recipe = dataclasses.replace(recipe, **changes)
-    _check(recipe, changes)
+    _check(recipe, changes, space.network_knobs)
     return recipe
 
 
@@ -109,13 +102,9 @@ def recipe_from_dict(data: Mapping[str, Any]) -> Recipe:
         raise EvonasError(f"recorded recipe is not readable ({exc}); start a fresh training folder") from None
 
 
-def _check(recipe: Recipe, changes: Mapping[str, Any]) -> None:
-    """One-line errors for settings no training can run with."""
-    positive_ints = ("epochs", "batch_size", "channels", "layers")
-    for name in positive_ints:
-        if getattr(recipe, name) < 1:
-            raise EvonasError(f"--{name.replace('_', '-')} must be at least 1, not {getattr(recipe, name)}")
-    for name in ("train_images", "test_images"):
+def _check(recipe: Recipe, changes: Mapping[str, Any], knobs: tuple[str, ...]) -> None:
+    """One-line errors for settings no training can run with, or that the space's network ignores."""
+    for name in ("epochs", "batch_size", "channels", "layers", "train_images", "test_images"):
         value = getattr(recipe, name)
         if value is not None and value < 1:
             raise EvonasError(f"--{name.replace('_', '-')} must be at least 1, not {value}")
@@ -129,7 +118,7 @@ def _check(recipe: Recipe, changes: Mapping[str, Any]) -> None:
         raise EvonasError("--weight-decay, --cutout and --aux-weight must not be negative")
     if not 0 <= recipe.drop_path < 1:
         raise EvonasError(f"--drop-path must be in [0, 1), not {recipe.drop_path}")
-    if recipe.space != "darts":
-        used = [f"--{k.replace('_', '-')}" for k in _DARTS_ONLY if changes.get(k)]
-        if used:
-            raise EvonasError(f"{', '.join(used)} only apply to the darts space, not {recipe.space}")
+    ignored = [f"--{k.replace('_', '-')}" for k in NETWORK_KNOBS if k not in knobs and changes.get(k)]
+    if ignored:
+        takes = ", ".join(f"--{k.replace('_', '-')}" for k in knobs) or "none of them"
+        raise EvonasError(f"{', '.join(ignored)} do not apply to the {recipe.space} network (it takes {takes})")

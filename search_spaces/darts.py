@@ -17,14 +17,14 @@ import functools
 import itertools
 import math
 import random
-from typing import Any
+from typing import Any, Mapping
 
 import networkx as nx
 import torch
 from torch import nn
 
 from search_spaces import register
-from search_spaces.base import GenotypeError, SearchSpace
+from search_spaces.base import CellSketch, GenotypeError, SearchSpace
 from search_spaces.ops import DilConv, FactorizedReduce, ReLUConvBN, SepConv, avg_pool_3x3, drop_path, max_pool_3x3
 
 #: Op name -> short name used by the compact text form.
@@ -40,6 +40,8 @@ SHORT: dict[str, str] = {
 OPS: tuple[str, ...] = tuple(SHORT)
 _BY_NAME: dict[str, str] = {**{op: op for op in OPS}, **{short: op for op, short in SHORT.items()}}
 CELLS: tuple[str, ...] = ("normal", "reduce")
+#: The pseudo-op drawn on the edges from the intermediate nodes into the concatenated cell output.
+CONCAT_OP = "concat"
 INPUTS = 2
 NODES = tuple(range(INPUTS, INPUTS + 4))  # intermediate nodes 2..5
 CONCAT = list(NODES)
@@ -326,6 +328,9 @@ class DartsSpace(SearchSpace):
     name = "darts"
     description = "DARTS: normal + reduction cell, 4 nodes x 2 inputs, 7 ops; 36ch/20-cell eval net"
     ops = OPS
+    #: A much larger space than NB-201: a wider population and a proportionally larger sample.
+    population_sample = (50, 10)
+    network_knobs = ("channels", "layers", "drop_path", "aux_weight")
 
     def size(self) -> int:
         """Number of (normal, reduction) cell pairs, counting each node's two inputs as a set (~1.08e18)."""
@@ -393,6 +398,31 @@ class DartsSpace(SearchSpace):
 
     def proxy_options(self) -> dict[str, Any]:
         return {"channels": 16, "layers": 8}
+
+    def training_recipe(self) -> dict[str, Any]:
+        """The DARTS CIFAR-10 evaluation recipe (Liu et al. 2019): 600 epochs, cutout, auxiliary head, drop-path."""
+        return {"name": "darts-600", "epochs": 600, "batch_size": 96, "lr": 0.025, "momentum": 0.9,
+                "nesterov": False, "weight_decay": 3e-4, "channels": 36, "layers": 20, "cutout": 16,
+                "drop_path": 0.2, "aux_weight": 0.4, "grad_clip": 5.0}
+
+    def training_options(self, recipe: Mapping[str, Any], inference: bool = False) -> dict[str, Any]:
+        """Channels and cells from the recipe; the auxiliary head and drop-path only while training."""
+        return {"channels": recipe["channels"], "layers": recipe["layers"],
+                "auxiliary": not inference and recipe["aux_weight"] > 0,
+                "drop_path_prob": 0.0 if inference else recipe["drop_path"]}
+
+    def sketches(self, g: nx.DiGraph) -> list[CellSketch]:
+        """Each cell: inputs c_{k-2}, c_{k-1}, intermediate nodes 0..3, and the concat output c_{k}."""
+        self.specs(g)
+        names = {0: "c_{k-2}", 1: "c_{k-1}", 2: "0", 3: "1", 4: "2", 5: "3"}
+        out = []
+        for cell in CELLS:
+            edges = [(names[u[1]], names[v[1]], d["op"])
+                     for u, v, d in sorted(g.edges(data=True), key=lambda e: (e[1][1], e[2]["slot"])) if u[0] == cell]
+            edges += [(names[k], "c_{k}", CONCAT_OP) for k in NODES]
+            title = "normal cell" if cell == "normal" else "reduction cell"
+            out.append(CellSketch(title, (*names.values(), "c_{k}"), tuple(edges), inputs=INPUTS))
+        return out
 
     def describe(self, g: nx.DiGraph) -> str:
         specs = self.specs(g)

@@ -9,14 +9,14 @@ from __future__ import annotations
 import functools
 import itertools
 import random
-from typing import Any
+from typing import Any, Mapping
 
 import networkx as nx
 import torch
 from torch import nn
 
 from search_spaces import register
-from search_spaces.base import GenotypeError, SearchSpace
+from search_spaces.base import CellPlan, CellSketch, GenotypeError, SearchSpace
 from search_spaces.ops import ReLUConvBN, avg_pool_3x3
 
 OPS: tuple[str, ...] = ("none", "skip_connect", "nor_conv_1x1", "nor_conv_3x3", "avg_pool_3x3")
@@ -212,6 +212,9 @@ class NB201Space(SearchSpace):
     description = "NAS-Bench-201: 4-node cell, one of 5 ops per edge, fixed 3-stage macro"
     ops = OPS
     truth_columns = TRUTH_COLUMNS
+    #: The published REA setting for this space (NAS-Bench-201 paper's REA baseline).
+    population_sample = (25, 5)
+    network_knobs = ("channels", "layers")
 
     def size(self) -> int:
         return len(OPS) ** len(EDGES)
@@ -276,6 +279,36 @@ class NB201Space(SearchSpace):
 
     def proxy_options(self) -> dict[str, Any]:
         return {"channels": 16, "cells_per_stage": 5}
+
+    def training_recipe(self) -> dict[str, Any]:
+        """NB-201's ``200E``: the recipe its CIFAR-10 ground truth was trained with."""
+        return {"name": "200E", "epochs": 200, "batch_size": 256, "lr": 0.1, "momentum": 0.9, "nesterov": True,
+                "weight_decay": 5e-4, "channels": 16, "layers": 5}
+
+    def training_options(self, recipe: Mapping[str, Any], inference: bool = False) -> dict[str, Any]:
+        """The recipe's channels and cells per stage (``layers``)."""
+        return {"channels": recipe["channels"], "cells_per_stage": recipe["layers"]}
+
+    def sketches(self, g: nx.DiGraph) -> list[CellSketch]:
+        self._check(g)
+        edges = tuple((str(u), str(v), d["op"]) for u, v, d in sorted(g.edges(data=True)))
+        return [CellSketch("cell (node 0: input, node 3: output)", ("0", "1", "2", "3"), edges)]
+
+    def cell_plan(self, g: nx.DiGraph) -> CellPlan:
+        """Modules and calls of the repeated cell (``NB201Cell``): edge ``i_j`` in ``edges``; an op
+        is called when its edge is live, except a zero-preserving op reading a node nothing wrote."""
+        ops = self._ops(g)
+        built = tuple((f"{i}_{j}", op) for (i, j), op in zip(EDGES, ops) if op != "none")
+        written, calls = {0}, []
+        for i, j, op in _live_edges(g):
+            if i in written or op not in _ZERO_PRESERVING:
+                calls.append((f"{i}_{j}", op, str(i), str(j)))
+                written.add(j)
+        return CellPlan(built, tuple(calls), "0", str(OUTPUT))
+
+    def uniform_cells(self) -> list[str]:
+        """One cell per op with that op on every edge (every module exists and is called)."""
+        return [_ops_text((op,) * len(EDGES)) for op in OPS]
 
     def describe(self, g: nx.DiGraph) -> str:
         self._check(g)

@@ -69,7 +69,7 @@ def test_darts_cell_in_both_text_forms(monkeypatch, capsys) -> None:
     (["arch", "|nor_conv_3x3~0|+|none~0|", "--space", "nb201"], "3 node groups"),
     (["arch", DARTS_V2.replace("sep3~0", "zero~0", 1), "--space", "darts"], "unknown op 'zero'"),
     (["arch", ALL_CONV3, "--truth", "/no/such/table.csv"], "/no/such/table.csv not found"),
-    (["arch", DARTS_V2, "--space", "darts", "--truth", "x.csv"], "needs a space with a benchmark table (--space nb201)"),
+    (["arch", DARTS_V2, "--space", "darts", "--truth", "x.csv"], "needs a space with a benchmark table; darts declares none"),
 ])
 def test_bad_input_gives_one_error_line(monkeypatch, capsys, argv: list[str], fragment: str) -> None:
     assert_one_line_error(*run_cli(monkeypatch, capsys, *argv), fragment)

@@ -16,7 +16,6 @@ from estimators.flops import Flops
 from estimators.params import Params
 from evonas.costs import CostModel, LatencySettings, LatencyTable, build_table, latency_table, table_path
 from evonas.costs import latency as latency_module
-from evonas.costs.network import op_modules
 from evonas.errors import EvonasError
 from evonas.searching.driver import latency_settings
 from evonas.settings import LATENCY_BACKENDS, SearchSettings, parse_cost
@@ -188,4 +187,4 @@ def test_op_modules_are_the_cells_searchable_ops():
     graph = space.sample(random.Random(0))
     with torch.device("meta"):
         model = space.build(graph, 10, channels=8, layers=3)
-    assert len(op_modules(space, model)) == 3 * 8  # 8 ops per cell, preprocessing excluded
+    assert len(space.op_modules(model)) == 3 * 8  # 8 ops per cell, preprocessing excluded

@@ -67,16 +67,16 @@ def test_mixed_precision_training_runs_and_resumes(tmp_path):
 
 def test_gpu_trainer_is_channels_last_and_agrees_with_contiguous():
     space = search_spaces.get("nb201")
-    recipe = resolve_recipe("nb201", {"channels": 4, "layers": 1})
+    recipe = resolve_recipe(search_spaces.get("nb201"), {"channels": 4, "layers": 1})
     torch.manual_seed(0)
-    model = space.build(space.from_str(GENO), 10, **recipe.build_options())
+    model = space.build(space.from_str(GENO), 10, **space.training_options(recipe.to_dict()))
     reference = {k: v.clone() for k, v in model.state_dict().items()}
     trainer = Trainer(model, recipe, torch.device("cuda"))
     conv = next(m for m in trainer.model.modules() if isinstance(m, torch.nn.Conv2d))
     assert conv.weight.is_contiguous(memory_format=torch.channels_last)
     images, _ = trainer._prepare(torch.rand(8, 3, 32, 32), torch.zeros(8, dtype=torch.long))
     assert images.is_contiguous(memory_format=torch.channels_last)
-    plain = space.build(space.from_str(GENO), 10, **recipe.build_options()).cuda().eval()
+    plain = space.build(space.from_str(GENO), 10, **space.training_options(recipe.to_dict())).cuda().eval()
     plain.load_state_dict(reference)
     trainer.model.eval()
     with torch.no_grad():

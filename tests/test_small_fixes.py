@@ -9,6 +9,7 @@ import torch
 
 from evonas.data import ImageDataset, iterate_batches, load_dataset
 from evonas.errors import EvonasError
+import search_spaces
 from evonas.recipes import resolve_recipe
 from evonas.training import train_genotype
 from evonas.training.genotype import CHECKPOINT
@@ -66,7 +67,7 @@ def test_checkpoint_records_precision_and_another_precision_is_refused(tmp_path:
 
 
 def test_fp16_resume_without_scaler_state_is_a_clear_error(tmp_path: Path) -> None:
-    recipe = resolve_recipe("nb201", TINY)
+    recipe = resolve_recipe(search_spaces.get("nb201"), TINY)
     model = torch.nn.Linear(2, 2)
     state = {**Trainer(model, recipe, torch.device("cpu")).state_dict(), "precision": "fp16", "scaler": {}}
     fp16 = Trainer(torch.nn.Linear(2, 2), recipe, torch.device("cpu"))

@@ -111,8 +111,8 @@ def test_fast_latency_leaves_out_what_a_whole_graph_backend_folds(monkeypatch, t
 
 def test_the_fast_path_refuses_to_answer_when_it_disagrees(monkeypatch):
     model = CostModel("nb201", "cifar10", ("params",))
-    right = table_front._NB201Costs.cell_costs
-    monkeypatch.setattr(table_front._NB201Costs, "cell_costs", lambda self, g: {"params": right(self, g)["params"] + 1})
+    right = table_front._RepeatedCellCosts.cell_costs
+    monkeypatch.setattr(table_front._RepeatedCellCosts, "cell_costs", lambda self, g: {"params": right(self, g)["params"] + 1})
     with pytest.raises(EvonasError, match="differ from CostModel"):
         table_costs(model, random_cells(5, seed=0))
 

@@ -10,7 +10,7 @@ import torch
 import search_spaces
 from evonas import cli
 from evonas.errors import EvonasError
-from evonas.recipes import RECIPES, resolve_recipe
+from evonas.recipes import default_recipe, resolve_recipe
 from evonas.training import model_cost, top_genotypes, train_genotype, train_top
 from evonas.training.genotype import CHECKPOINT, RESULT
 from evonas.training.trainer import training_loss
@@ -20,36 +20,45 @@ GENO = "|nor_conv_3x3~0|+|nor_conv_3x3~0|skip_connect~1|+|skip_connect~0|nor_con
 TINY = dict(epochs=2, batch_size=32, channels=4, layers=1, dataset="synthetic", train_images=80, test_images=48)
 
 
+NB201, DARTS = search_spaces.get("nb201"), search_spaces.get("darts")
+
+
+def _options(space, recipe, inference: bool = False) -> dict:
+    return space.training_options(recipe.to_dict(), inference=inference)
+
+
 def test_recipes_are_the_published_ones() -> None:
-    nb = RECIPES["nb201"]
+    nb = default_recipe(NB201)
     assert (nb.name, nb.epochs, nb.batch_size, nb.lr, nb.momentum, nb.nesterov, nb.weight_decay) == \
         ("200E", 200, 256, 0.1, 0.9, True, 5e-4)
     assert (nb.channels, nb.layers, nb.cutout, nb.grad_clip) == (16, 5, 0, None)
-    assert nb.build_options() == {"channels": 16, "cells_per_stage": 5}
-    d = RECIPES["darts"]
+    assert _options(NB201, nb) == {"channels": 16, "cells_per_stage": 5}
+    d = default_recipe(DARTS)
     assert (d.epochs, d.batch_size, d.lr, d.momentum, d.weight_decay, d.channels, d.layers) == \
         (600, 96, 0.025, 0.9, 3e-4, 36, 20)
     assert (d.cutout, d.aux_weight, d.drop_path, d.grad_clip) == (16, 0.4, 0.2, 5.0)
-    assert d.build_options() == {"channels": 36, "layers": 20, "auxiliary": True, "drop_path_prob": 0.2}
+    assert _options(DARTS, d) == {"channels": 36, "layers": 20, "auxiliary": True, "drop_path_prob": 0.2}
+    assert _options(DARTS, d, inference=True) == {"channels": 36, "layers": 20, "auxiliary": False,
+                                                  "drop_path_prob": 0.0}
     assert [d.drop_path_at(e) for e in (0, 300, 599)] == [0.0, 0.1, 0.2 * 599 / 600]  # linear ramp
 
 
 def test_overrides_resolve_and_are_checked() -> None:
-    r = resolve_recipe("darts", {"epochs": 3, "lr": None, "grad_clip": 0, "aux_weight": 0})
-    assert (r.epochs, r.lr, r.grad_clip, r.build_options()["auxiliary"]) == (3, 0.025, None, False)
+    r = resolve_recipe(DARTS, {"epochs": 3, "lr": None, "grad_clip": 0, "aux_weight": 0})
+    assert (r.epochs, r.lr, r.grad_clip, _options(DARTS, r)["auxiliary"]) == (3, 0.025, None, False)
     for bad, words in (({"epochs": 0}, "--epochs"), ({"batch_size": -1}, "--batch-size"),
                        ({"drop_path": 1.0}, "--drop-path"), ({"warp": 1}, "unknown recipe setting")):
         with pytest.raises(EvonasError, match=words):
-            resolve_recipe("darts", bad)
-    with pytest.raises(EvonasError, match="only apply to the darts space"):
-        resolve_recipe("nb201", {"drop_path": 0.1})
+            resolve_recipe(DARTS, bad)
+    with pytest.raises(EvonasError, match="--drop-path do not apply to the nb201 network"):
+        resolve_recipe(NB201, {"drop_path": 0.1})
 
 
 def test_cost_of_the_nb201_reference_network() -> None:
     """DESIGN.md: the all-nor_conv_3x3 NB-201 network for 10 classes has 1,531,546 parameters."""
     space = search_spaces.get("nb201")
     g = space.from_str("|nor_conv_3x3~0|+|nor_conv_3x3~0|nor_conv_3x3~1|+|nor_conv_3x3~0|nor_conv_3x3~1|nor_conv_3x3~2|")
-    model = space.build(g, 10, **RECIPES["nb201"].build_options())
+    model = space.build(g, 10, **_options(NB201, default_recipe(NB201), inference=True))
     params, params_total, macs = model_cost(model, (3, 32, 32), torch.device("cpu"))
     assert params == params_total == 1_531_546
     assert 215e6 < macs < 225e6  # NAS-Bench-201 lists ~220M FLOPs (multiply-accumulates) for this cell
@@ -65,7 +74,7 @@ DARTS_V2 = ("Genotype(normal=[('sep_conv_3x3', 0), ('sep_conv_3x3', 1), ('sep_co
 def test_cost_of_darts_v2_excludes_the_auxiliary_head() -> None:
     """DESIGN.md: DARTS-V2 at 36 channels / 20 cells has about 3.3M parameters, auxiliary head excluded."""
     space = search_spaces.get("darts")
-    model = space.build(space.from_str(DARTS_V2), 10, **RECIPES["darts"].build_options())
+    model = space.build(space.from_str(DARTS_V2), 10, **_options(DARTS, default_recipe(DARTS)))
     params, params_total, macs = model_cost(model, (3, 32, 32), torch.device("cpu"))
     assert round(params / 1e6, 1) == 3.3 and params_total > params + 100_000
     assert model.aux_logits is None and macs > 0

@@ -20,15 +20,21 @@ from evonas.settings import DEFAULT_BATCH_SIZE, DEFAULT_CALIBRATION_ARCHS, DEFAU
 
 @app.command()
 def spaces() -> None:
-    """List the search spaces: name, number of cells and op set."""
+    """List the search spaces: name, origin, number of cells, ops, default population/sample and training recipe."""
     import search_spaces
 
-    table = Table("space", "cells", "ops", "description")
+    table = Table("space", "source", "cells", "ops", "P / S", "training recipe", "description")
     for name, cls in search_spaces.available().items():
         space = cls()
         size = space.size()
         shown = "-" if not size else f"{size:,}" if size < 10**9 else f"{size:.2e}"
-        table.add_row(name, shown, ", ".join(space.ops), space.description)
+        recipe = default_recipe(space)
+        network = ", ".join(f"{k} {getattr(recipe, k)}" for k in space.network_knobs)
+        summary = (f"{recipe.name}: {recipe.epochs} epochs, batch {recipe.batch_size}, lr {recipe.lr:g}, "
+                   f"wd {recipe.weight_decay:g}" + (f"; {network}" if network else ""))
+        population, sample = space.population_sample
+        table.add_row(name, search_spaces.origin(name), shown, ", ".join(space.ops), f"{population} / {sample}",
+                      summary, space.description)
     console.print(table)
 
 
@@ -98,7 +104,7 @@ def arch_cmd(
     sp = search_spaces.get(space)
     g = sp.from_str(genotype)
     if truth is not None and not sp.truth_columns:
-        raise EvonasError(f"--truth needs a space with a benchmark table (--space nb201), not {space}")
+        raise EvonasError(f"--truth needs a space with a benchmark table; {space} declares none (truth_columns)")
     if draw is not None:
         say(f"drawing: {draw_genotype(space, genotype, draw)}")
 
@@ -108,7 +114,7 @@ def arch_cmd(
     say(f"{space} genotype: {sp.to_str(g)}")
     say(sp.describe(g))
     say(f"canonical key: {sp.canonical_key(g)}")
-    evaluation = default_recipe(space).inference_build_options()  # the auxiliary head only trains: not counted
+    evaluation = sp.training_options(default_recipe(sp).to_dict(), inference=True)  # train-only parts: not counted
     say(f"parameters: {count(evaluation):,} (evaluation network, {classes} classes)")
     proxy = sp.proxy_options()
     if proxy != evaluation:

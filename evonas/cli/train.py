@@ -9,15 +9,10 @@ from rich.table import Table
 
 from evonas.cli.app import app, console, say
 from evonas.errors import EvonasError
-from evonas.recipes import RECIPES
 
-
-def _default(knob: str, fmt: str = "{}") -> str:
-    """``(default: nb201 X, darts Y)`` from the published recipes, or one value when they agree."""
-    values = {space: getattr(recipe, knob) for space, recipe in RECIPES.items()}
-    if len(set(values.values())) == 1:
-        return f"(default: {fmt.format(next(iter(values.values())))})"
-    return "(default: " + ", ".join(f"{space} {fmt.format(v)}" for space, v in values.items()) + ")"
+#: Every recipe default belongs to the space (``evonas spaces`` lists each space's recipe); the help
+#: does not load the spaces to print them, so that ``--help`` stays instant.
+_SPACE_DEFAULT = "(default: the space's recipe, see `evonas spaces`)"
 
 
 def print_train_results(results: list[dict[str, Any]]) -> None:
@@ -54,22 +49,22 @@ def train_cmd(
     top: Optional[int] = typer.Option(None, "--top", help="With RUN_DIR: how many best distinct genotypes to train (default: 1)."),
     front: bool = typer.Option(False, "--front", help="With RUN_DIR: train every cell of the run's Pareto front."),
     pick: Optional[str] = typer.Option(None, "--pick", help='With RUN_DIR: train the best cell within cost bounds, e.g. "params<=1M".'),
-    space: Optional[str] = typer.Option(None, "--space", help=f"Space of --genotype: {', '.join(RECIPES)}."),
+    space: Optional[str] = typer.Option(None, "--space", help="Space of --genotype (see `evonas spaces`)."),
     genotype: Optional[str] = typer.Option(None, "--genotype", help="Genotype string to train (with --space)."),
     out: Optional[Path] = typer.Option(None, "--out", help="Output folder for --genotype (default: runs/train/SPACE-KEYHASH)."),
     resume: bool = typer.Option(False, "--resume", help="Continue from the checkpoint(s) in the output folder(s)."),
-    epochs: Optional[int] = typer.Option(None, "--epochs", help=f"Epochs {_default('epochs')}."),
-    batch_size: Optional[int] = typer.Option(None, "--batch-size", help=f"Batch size {_default('batch_size')}."),
-    lr: Optional[float] = typer.Option(None, "--lr", help=f"Initial learning rate, cosine to 0 {_default('lr')}."),
-    momentum: Optional[float] = typer.Option(None, "--momentum", help=f"SGD momentum {_default('momentum')}."),
-    nesterov: Optional[bool] = typer.Option(None, "--nesterov/--no-nesterov", help=f"Nesterov momentum {_default('nesterov')}."),
-    weight_decay: Optional[float] = typer.Option(None, "--weight-decay", help=f"Weight decay {_default('weight_decay')}."),
-    channels: Optional[int] = typer.Option(None, "--channels", help=f"Initial channels {_default('channels')}."),
-    layers: Optional[int] = typer.Option(None, "--layers", help=f"nb201: cells per stage; darts: cells {_default('layers')}."),
-    cutout: Optional[int] = typer.Option(None, "--cutout", help=f"Cutout square side, 0 = off {_default('cutout')}."),
-    drop_path: Optional[float] = typer.Option(None, "--drop-path", help=f"darts: final drop-path probability, ramped linearly {_default('drop_path')}."),
-    aux_weight: Optional[float] = typer.Option(None, "--aux-weight", help=f"darts: auxiliary-head loss weight, 0 = no head {_default('aux_weight')}."),
-    grad_clip: Optional[float] = typer.Option(None, "--grad-clip", help=f"Gradient-norm clip, 0 = off {_default('grad_clip')}."),
+    epochs: Optional[int] = typer.Option(None, "--epochs", help=f"Epochs {_SPACE_DEFAULT}."),
+    batch_size: Optional[int] = typer.Option(None, "--batch-size", help=f"Batch size {_SPACE_DEFAULT}."),
+    lr: Optional[float] = typer.Option(None, "--lr", help=f"Initial learning rate, cosine to 0 {_SPACE_DEFAULT}."),
+    momentum: Optional[float] = typer.Option(None, "--momentum", help=f"SGD momentum {_SPACE_DEFAULT}."),
+    nesterov: Optional[bool] = typer.Option(None, "--nesterov/--no-nesterov", help=f"Nesterov momentum {_SPACE_DEFAULT}."),
+    weight_decay: Optional[float] = typer.Option(None, "--weight-decay", help=f"Weight decay {_SPACE_DEFAULT}."),
+    channels: Optional[int] = typer.Option(None, "--channels", help=f"Initial channels {_SPACE_DEFAULT}."),
+    layers: Optional[int] = typer.Option(None, "--layers", help=f"Depth knob of the space's network (nb201: cells per stage; darts: cells) {_SPACE_DEFAULT}."),
+    cutout: Optional[int] = typer.Option(None, "--cutout", help=f"Cutout square side, 0 = off {_SPACE_DEFAULT}."),
+    drop_path: Optional[float] = typer.Option(None, "--drop-path", help=f"Final drop-path probability, ramped linearly, for networks that take it (darts) {_SPACE_DEFAULT}."),
+    aux_weight: Optional[float] = typer.Option(None, "--aux-weight", help=f"Auxiliary-head loss weight, 0 = no head, for networks that have one (darts) {_SPACE_DEFAULT}."),
+    grad_clip: Optional[float] = typer.Option(None, "--grad-clip", help=f"Gradient-norm clip, 0 = off {_SPACE_DEFAULT}."),
     train_images: Optional[int] = typer.Option(None, "--train-images", help="Train on the first N training images (quick runs)."),
     test_images: Optional[int] = typer.Option(None, "--test-images", help="Evaluate on the first N test images."),
     dataset: Optional[str] = typer.Option(None, "--dataset", help="cifar10, cifar100, imagenet16-120 or synthetic (default: cifar10, or the run's)."),

@@ -12,7 +12,6 @@ from torch import nn
 
 from estimators._torch_utils import forward_hooks
 from estimators.flops import COUNTERS
-from evonas.costs.network import op_modules
 from search_spaces.base import SearchSpace
 
 
@@ -26,7 +25,7 @@ def _count_of(module: nn.Module):
 def params_count(space: SearchSpace, model: nn.Module) -> tuple[int, int]:
     """(all parameters, those inside searchable ops), each tensor once."""
     total = {id(p): p.numel() for p in model.parameters()}
-    in_ops = {id(p): p.numel() for op in op_modules(space, model) for p in op.parameters()}
+    in_ops = {id(p): p.numel() for op in space.op_modules(model) for p in op.parameters()}
     return sum(total.values()), sum(in_ops.values())
 
 
@@ -56,7 +55,7 @@ def call_flops(module: nn.Module, x: torch.Tensor) -> int:
 
 def flops_count(space: SearchSpace, model: nn.Module, image_side: int) -> tuple[int, int]:
     """(all operations, those inside searchable ops) of one image."""
-    inside = {id(m) for op in op_modules(space, model) for m in op.modules()}
+    inside = {id(m) for op in space.op_modules(model) for m in op.modules()}
     totals = {"all": 0, "ops": 0}
 
     def count(module: nn.Module, inputs: tuple, output: torch.Tensor) -> None:

@@ -5,9 +5,9 @@ training recipe's channels and depth, no auxiliary head) for the dataset's class
 size, not the small proxy the estimators score. Shapes and counts come from a forward pass on
 PyTorch's ``meta`` device: no memory, no arithmetic and no draw from any random generator.
 
-A space keeps each cell's searchable ops in an ``nn.ModuleList`` or ``nn.ModuleDict`` attribute
-of the cell (NB-201's ``edges``, DARTS's ``ops``); everything else (stem, reductions,
-preprocessing, head) is the fixed part every cell of the space shares.
+The space says which modules are its searchable ops (``SearchSpace.op_modules``; by default the
+members of each cell's ``nn.ModuleList`` / ``nn.ModuleDict``, NB-201's ``edges``, DARTS's ``ops``);
+everything else (stem, reductions, preprocessing, head) is the fixed part every cell shares.
 """
 from __future__ import annotations
 
@@ -20,7 +20,7 @@ from torch import nn
 from estimators._torch_utils import forward_hooks
 from evonas.data.sources import PICKLED, SYNTHETIC_DEFAULTS
 from evonas.errors import EvonasError
-from evonas.recipes import RECIPES
+from evonas.recipes import default_recipe
 from search_spaces.base import SearchSpace
 
 #: (module, its first input) for every call of a searchable op during a forward pass.
@@ -37,21 +37,8 @@ def image_spec(dataset: str) -> tuple[int, int]:
 
 
 def deployed_options(space: SearchSpace) -> dict[str, Any]:
-    """Build options of the network that gets trained and deployed (the proxy where no recipe exists)."""
-    recipe = RECIPES.get(space.name)
-    return recipe.inference_build_options() if recipe is not None else space.proxy_options()
-
-
-def op_modules(space: SearchSpace, model: nn.Module) -> list[nn.Module]:
-    """The searchable op modules of ``model``: members of the cells' ModuleLists/ModuleDicts."""
-    ops: list[nn.Module] = []
-    for unit in space.depth_units(model):
-        for child in unit.children():
-            if isinstance(child, nn.ModuleList):
-                ops.extend(child)
-            elif isinstance(child, nn.ModuleDict):
-                ops.extend(child.values())
-    return ops
+    """Build options of the network that gets trained and deployed: the space's recipe, for inference."""
+    return space.training_options(default_recipe(space).to_dict(), inference=True)
 
 
 def meta_network(space: SearchSpace, graph: nx.DiGraph, num_classes: int, options: dict[str, Any]) -> nn.Module:
@@ -73,6 +60,6 @@ def traced_ops(space: SearchSpace, model: nn.Module, images: torch.Tensor, const
         model.requires_grad_(False)
         images = images.detach().requires_grad_(True)
     grad = torch.no_grad() if constants else torch.enable_grad()
-    with forward_hooks(op_modules(space, model), lambda m, inputs, _out: calls.append((m, inputs[0]))), grad:
+    with forward_hooks(space.op_modules(model), lambda m, inputs, _out: calls.append((m, inputs[0]))), grad:
         model(images)
     return calls if constants else [(m, x) for m, x in calls if x.requires_grad]

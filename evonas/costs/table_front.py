@@ -5,23 +5,21 @@ table reaches at each cost. That needs the costs of every table cell (15,625 for
 exactly as ``CostModel`` computes them, within seconds: ``CostModel`` builds and traces one
 meta-device network per cell (0.05-0.15 s each here, so 15-40 minutes for NB-201).
 
-Fast path (NB-201), exact by construction. ``CostModel`` counts a network as a fixed part (stem,
-reductions, head) plus one term per searchable op: its parameters for every op module that
-exists, its FLOPs and its table latency for every op *call*, and an op's term depends only on the
-op module and its input shape. An NB-201 network repeats one cell, so a cell's costs follow from
+Fast path (spaces that describe their repeated cell, ``SearchSpace.cell_plan``; NB-201 does),
+exact by construction. ``CostModel`` counts a network as a fixed part (stem, reductions, head) plus
+one term per searchable op: its parameters for every op module that exists, its FLOPs and its
+table latency for every op *call*, and an op's term depends only on the op module and its input
+shape. A network that repeats one cell therefore has costs that follow from
 
-- the terms of each (unit, edge, op), read once from the networks of the five cells with one op
-  on every edge (every edge of those cells exists and is called), plus the fixed part; and
-- which edges of the cell have a module (the non-``none`` ones) and which are called, in order:
-  the live edges (``search_spaces.nb201``'s own ``_live_edges``), less a zero-preserving op
-  (skip, pooling) whose input node nothing wrote, as ``NB201Cell.forward`` skips it.
+- the terms of each (unit, slot, op), read once from the networks of the space's
+  ``uniform_cells`` (one op in every slot: every slot exists and is called), plus the fixed part; and
+- which slots of the cell have a module and which are called, in order: the space's ``cell_plan``.
 
 Parameters and FLOPs are summed as integers and latency in the network's call order, then rounded
 as ``CostModel`` rounds, so the values are the same numbers, not approximations. The fast path
 also recomputes a few cells with ``CostModel`` each time and refuses to answer if any differs (a
-change to the NB-201 network that this module did not follow). Every other space takes the
-general path, ``CostModel`` cell by cell (slow, with a progress callback; no space besides NB-201
-has a truth table today). Caching every cell's costs on disk was the alternative; it would still
+change to the network that the space's ``cell_plan`` did not follow). Every other space takes the
+general path, ``CostModel`` cell by cell (slow, with a progress callback). Caching every cell's costs on disk was the alternative; it would still
 need the slow first pass (tens of minutes per dataset and latency table) and a cache key for each
 table, which the fast path makes unnecessary: all 15,625 NB-201 cells take 2-4 s on a loaded
 2-core machine, most of it the five reference networks and the check.
@@ -35,13 +33,12 @@ from typing import Any, Callable, Iterable, Sequence
 import torch
 from torch import nn
 
-from search_spaces.nb201 import _ZERO_PRESERVING, EDGES, OPS, OUTPUT, _live_edges
-
 from evonas.costs.counts import call_flops, flops_count, params_count
 from evonas.costs.latency import WHOLE_GRAPH, op_key
 from evonas.costs.model import ROUND, CostModel
 from evonas.costs.network import meta_network, traced_ops
 from evonas.errors import EvonasError
+from search_spaces.base import CellPlan
 
 #: Cells recomputed with ``CostModel`` every time the fast path runs (a guard, not the test).
 CHECKS = 3
@@ -86,11 +83,12 @@ def table_costs(model: CostModel, genotypes: Sequence[str],
                 progress: Callable[[int, int], None] | None = None) -> list[dict[str, float]]:
     """The costs ``model.names`` of each genotype's own network (not its isomorphism class's first).
 
-    Exact: the NB-201 fast path where the space is NB-201 (see the module docstring), else
-    ``CostModel`` cell by cell; either reports ``progress(done, total)`` now and then.
+    Exact: the fast path where the space describes its repeated cell (see the module docstring),
+    else ``CostModel`` cell by cell; either reports ``progress(done, total)`` now and then.
     """
-    if model.space.name == "nb201" and genotypes:
-        return _NB201Costs(model).check(genotypes).costs(genotypes, progress)
+    space = model.space
+    if genotypes and space.uniform_cells() and space.cell_plan(space.from_str(genotypes[0])) is not None:
+        return _RepeatedCellCosts(model).check(genotypes).costs(genotypes, progress)
     out = []
     for done, genotype in enumerate(genotypes, 1):
         out.append(direct_costs(model, genotype))
@@ -105,7 +103,7 @@ def direct_costs(model: CostModel, genotype: str) -> dict[str, float]:
 
 
 def _named_ops(unit: nn.Module) -> Iterable[tuple[str, nn.Module]]:
-    """(name, module) of a unit's searchable ops, as ``network.op_modules`` finds them."""
+    """(name, module) of a unit's searchable ops, as the default ``SearchSpace.op_modules`` finds them (slot = ModuleDict key)."""
     for child_name, child in unit.named_children():
         if isinstance(child, nn.ModuleDict):
             yield from ((f"{child_name}.{k}", m) for k, m in child.items())
@@ -114,9 +112,9 @@ def _named_ops(unit: nn.Module) -> Iterable[tuple[str, nn.Module]]:
 
 
 class _Reference:
-    """Per unit, per (edge, op): the op module and its input shape, in one network setting.
+    """Per unit, per (slot, op): the op module and its input shape, in one network setting.
 
-    Read from the network of each cell with one op on every edge; the fixed part (parameters and
+    Read from the network of each of the space's ``uniform_cells``; the fixed part (parameters and
     FLOPs outside the searchable ops) from every one of them, which must agree.
     """
 
@@ -125,32 +123,34 @@ class _Reference:
         space = model.space
         self.calls: list[dict[tuple[str, str], tuple[nn.Module, torch.Size]]] = []
         fixed: set[tuple[int, int]] = set()
-        for op in OPS:
-            genotype = f"|{op}~0|+|{op}~0|{op}~1|+|{op}~0|{op}~1|{op}~2|"
-            net = meta_network(space, space.from_str(genotype), num_classes, options)
+        for genotype in space.uniform_cells():
+            graph = space.from_str(genotype)
+            ops = {slot: op for slot, op in space.cell_plan(graph).built}
+            net = meta_network(space, graph, num_classes, options)
             where = {id(m): (u, name) for u, unit in enumerate(space.depth_units(net)) for name, m in _named_ops(unit)}
             for module, x in traced_ops(space, net, images):
                 u, name = where[id(module)]
                 while len(self.calls) <= u:
                     self.calls.append({})
-                self.calls[u][_edge_name(name), op] = (module, x.shape)
+                slot = _slot_name(name)
+                self.calls[u][slot, ops[slot]] = (module, x.shape)
             if count:
                 (p_all, p_ops), (f_all, f_ops) = params_count(space, net), flops_count(space, net, image_side)
                 fixed.add((p_all - p_ops, f_all - f_ops))
         self.calls = [unit for unit in self.calls if unit]  # units without searchable ops (reductions) drop out
         if count and len(fixed) != 1:
-            raise EvonasError(f"NB-201's fixed part differs between cells ({sorted(fixed)}); "
+            raise EvonasError(f"{space.name}'s fixed part differs between cells ({sorted(fixed)}); "
                               "the table front's fast path no longer applies")
         self.fixed_params, self.fixed_flops = fixed.pop() if count else (0, 0)
 
 
-def _edge_name(name: str) -> str:
-    """``edges.0_1`` -> ``0_1``."""
+def _slot_name(name: str) -> str:
+    """``edges.0_1`` -> ``0_1``: the module's key in its cell's ModuleDict."""
     return name.rpartition(".")[2]
 
 
-class _NB201Costs:
-    """The exact fast path for NB-201 (see the module docstring)."""
+class _RepeatedCellCosts:
+    """The exact fast path for a space that describes its repeated cell (see the module docstring)."""
 
     def __init__(self, model: CostModel) -> None:
         self.model = model
@@ -188,13 +188,9 @@ class _NB201Costs:
 
     def cell_costs(self, genotype: str) -> dict[str, float]:
         """The costs of one cell, summed as ``CostModel`` sums them."""
-        graph = self.model.space.from_str(genotype)
-        built = [(f"{i}_{j}", graph.edges[i, j]["op"]) for i, j in EDGES if graph.edges[i, j]["op"] != "none"]
-        written, called = {0}, []
-        for i, j, op in _live_edges(graph):  # NB201Cell.forward: skip a zero-preserving op on an unwritten node
-            if i in written or op not in _ZERO_PRESERVING:
-                called.append((f"{i}_{j}", op))
-                written.add(j)
+        plan = self.model.space.cell_plan(self.model.space.from_str(genotype))
+        built = plan.built
+        called = [(slot, op) for slot, op, _, _ in plan.calls]
         out: dict[str, float] = {}
         for name in self.names:
             if name == "params":
@@ -205,27 +201,26 @@ class _NB201Costs:
                 total = 0.0
                 image_dependent = True  # the stem's output; reductions pass dependence on unchanged
                 for unit in self.latency:  # the network's call order, as LatencyTable.ops_ms adds
-                    timed, image_dependent = self._timed_calls(called, image_dependent)
+                    timed, image_dependent = self._timed_calls(plan, image_dependent)
                     for edge_op in timed:
                         total += unit[edge_op]
                 out[name] = round(self.model.latency.fixed_ms + total, ROUND)
         return out
 
-    def _timed_calls(self, called: list[tuple[str, str]], input_dependent: bool) -> tuple[list[tuple[str, str]], bool]:
+    def _timed_calls(self, plan: CellPlan, input_dependent: bool) -> tuple[list[tuple[str, str]], bool]:
         """The calls a latency table counts in one cell, and whether the cell's output depends on the image.
 
         Every call counts, except with a whole-graph backend (``WHOLE_GRAPH``): there an op whose input
         does not depend on the image is folded into a constant, as ``traced_ops(constants=False)`` finds.
         """
         if self.model.latency.settings.get("backend") not in WHOLE_GRAPH:
-            return called, True
-        dependent, timed = {0} if input_dependent else set(), []
-        for edge_op in called:
-            i, j = (int(n) for n in edge_op[0].split("_"))
-            if i in dependent:
-                timed.append(edge_op)
-                dependent.add(j)
-        return timed, OUTPUT in dependent
+            return [(slot, op) for slot, op, _, _ in plan.calls], True
+        dependent, timed = {plan.input} if input_dependent else set(), []
+        for slot, op, source, target in plan.calls:
+            if source in dependent:
+                timed.append((slot, op))
+                dependent.add(target)
+        return timed, plan.output in dependent
 
     def costs(self, genotypes: Sequence[str],
               progress: Callable[[int, int], None] | None = None) -> list[dict[str, float]]:
@@ -236,11 +231,11 @@ class _NB201Costs:
                 progress(done, len(genotypes))
         return out
 
-    def check(self, genotypes: Sequence[str]) -> "_NB201Costs":
+    def check(self, genotypes: Sequence[str]) -> "_RepeatedCellCosts":
         """Recompute ``CHECKS`` of the cells with ``CostModel``; an EvonasError if any differs."""
         for genotype in random.Random(len(genotypes)).sample(list(genotypes), min(CHECKS, len(genotypes))):
             fast, direct = self.cell_costs(genotype), direct_costs(self.model, genotype)
             if any(abs(fast[n] - direct[n]) > 10 ** -ROUND for n in self.names):
                 raise EvonasError(f"the table front's fast costs of {genotype} ({fast}) differ from CostModel's "
-                                  f"({direct}); the NB-201 network changed and evonas/costs/table_front.py must follow")
+                                  f"({direct}); the {self.model.space.name} network changed and its cell_plan must follow")
         return self

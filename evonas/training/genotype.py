@@ -131,7 +131,7 @@ def train_genotype(
     ckpt_path, result_path = out / CHECKPOINT, out / RESULT
     if not resume and (ckpt_path.exists() or result_path.exists()):
         raise EvonasError(f"{out} already holds a training; pass --resume to continue it or choose another --out")
-    recipe = resolve_recipe(space, overrides, base=_saved_recipe(out) if resume else None)
+    recipe = resolve_recipe(the_space, overrides, base=_saved_recipe(out) if resume else None)
     state = load_checkpoint(ckpt_path) if resume and ckpt_path.exists() else None
     if state is not None:
         _check_same_run(state, genotype, recipe, ckpt_path)
@@ -141,7 +141,8 @@ def train_genotype(
     dev = select_device(device)
     with _isolated(dev):
         torch.manual_seed(train_init_seed(recipe.seed, key))
-        trainer = Trainer(the_space.build(graph, train_set.num_classes, **recipe.build_options()), recipe, dev)
+        options = the_space.training_options(recipe.to_dict())
+        trainer = Trainer(the_space.build(graph, train_set.num_classes, **options), recipe, dev)
         if dev.type == "cuda":  # keep both splits on the GPU: batches are then indexed and augmented there
             train_set, test_set = train_set.to(dev), test_set.to(dev)
         cost = model_cost(trainer.model, tuple(train_set.images.shape[1:]), dev)

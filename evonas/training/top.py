@@ -14,6 +14,7 @@ from typing import Any, Callable, Mapping
 import ray
 import torch
 
+import search_spaces
 from evonas.costs import CostModel, LatencyTable
 from evonas.errors import EvonasError
 from evonas.execution import RaySession
@@ -126,7 +127,7 @@ def train_top(
     search = record.settings().search
     merged = {"dataset": search.dataset, "data_dir": search.data_dir,
               **{name: value for name, value in (overrides or {}).items() if value is not None}}
-    resolve_recipe(search.space, merged)  # bad settings fail here, before any training starts
+    resolve_recipe(search_spaces.get(search.space), merged)  # bad settings fail here, before any training starts
     jobs = [(c, record.train_dir / f"{c['rank']}-{key_hash(c['key'])}") for c in candidates]
 
     def finish(candidate: dict[str, Any], result: dict[str, Any]) -> dict[str, Any]:
