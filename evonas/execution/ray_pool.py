@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import math
 import os
+import sys
 import time
 import warnings
 from collections import deque
@@ -23,6 +24,8 @@ import ray
 import torch
 from ray.actor import ActorHandle
 from ray.exceptions import RayError, RayTaskError
+
+import search_spaces
 
 from evonas.data import ImageDataset, load_dataset
 from evonas.errors import DataError, EvonasError
@@ -54,6 +57,17 @@ START_TIMEOUT_S = 300.0
 MAX_START_DEATHS = 8
 
 
+def _spaces_to_ship(name: str) -> dict[str, type]:
+    """The space's class when actors cannot import it by name (registered from Python: a notebook, a
+    script, a test); its module then travels by value, since the actors' processes may not have it."""
+    shipped = search_spaces.classes_to_ship(name)
+    for cls in shipped.values():
+        module = sys.modules.get(cls.__module__)
+        if module is not None and cls.__module__ != "__main__":
+            ray.cloudpickle.register_pickle_by_value(module)
+    return shipped
+
+
 def node_label(ip: str, node_id: str) -> str:
     """How results name a Ray node: its IP and the start of its id (several nodes may share an IP)."""
     return f"{ip}/{node_id[:8]}"
@@ -63,8 +77,12 @@ class ScoreWorker:
     """Ray actor body: receives the scoring config once, loads the data once, scores strings."""
 
     def __init__(self, config: ScoringSettings, scorer_factory: ScorerFactory = Scorer,
-                 dataset: ImageDataset | None = None) -> None:
+                 dataset: ImageDataset | None = None, spaces: dict[str, type] | None = None) -> None:
+        """``spaces``: classes of spaces registered from Python in the driver, which this process
+        could not find by itself (built-ins and entry-point plug-ins it finds on its own)."""
         torch.set_num_threads(1)  # one actor per core: threads would only fight each other
+        for cls in (spaces or {}).values():
+            search_spaces.register(cls)
         self._config = config
         self._factory = scorer_factory if dataset is None else partial(scorer_factory, dataset=dataset)
         self._scorer: ScorerLike | None = None
@@ -185,6 +203,7 @@ class RayExecutor(Executor):
         self._next_scan = 0.0
         self._last_started = time.monotonic()
         self._dataset_ref: Any = None
+        self._spaces = _spaces_to_ship(config.space)
         # on a local Ray, an explicit --workers above the core count is honoured
         self._session = RaySession(address, ray_temp_dir, num_cpus=max(os.cpu_count() or 1, workers or 0))
         try:
@@ -229,9 +248,7 @@ class RayExecutor(Executor):
 
     def _spawn(self) -> None:
         name, self._spawned = f"w{self._spawned}", self._spawned + 1
-        args = (self._config, self._factory) if self._dataset_ref is None else (
-            self._config, self._factory, self._dataset_ref)
-        handle = self._actor_class.remote(*args)
+        handle = self._actor_class.remote(self._config, self._factory, self._dataset_ref, spaces=self._spaces)
         actor = _Actor(handle, name, handle.start.remote())
         self._actors.append(actor)
         self._starting[actor.start_ref] = actor
