@@ -2,7 +2,7 @@
 
 The page shows the run's settings, the best score over evaluations, the score histogram,
 the top cells with their diagrams (and true accuracies with a truth table), the Pareto
-front where the run has one, and the trainings under ``train/``. Everything is read from
+front where the run has one, the refined head (``refine.json``) and the trainings under ``train/``. Everything is read from
 the run record, so a killed run gets a report too.
 """
 from __future__ import annotations
@@ -22,6 +22,7 @@ import search_spaces
 from evonas.drawing import genotype_figure
 from evonas.runs import RunRecord, replacing
 from evonas.settings import DEFAULT_DATASET
+from evonas.training.refine import read_refinement
 
 REPORT = "report.html"
 _STYLE = """body{font-family:sans-serif;max-width:1100px;margin:2em auto;color:#222}
@@ -112,6 +113,23 @@ def _trainings(record: RunRecord) -> str:
     return _table(["folder", "test acc", "best acc", "params", "epochs", "time", "data", "genotype"], rows)
 
 
+def _refinement(record: RunRecord) -> str:
+    """The refined head (``refine.json``), when the run was refined."""
+    refined = read_refinement(record.path)
+    if refined is None:
+        return ""
+    section = "<h2>Refined head</h2>"
+    for number, rnd in enumerate(refined["rounds"]):
+        rows = [[c["rank"], f"{c['score']:.6g}", f"{c['accuracy']:.2f}%", f"{c['seconds']:.0f} s",
+                 f"<code>{html.escape(c['genotype'])}</code>"] for c in rnd["cells"]]
+        section += (f"<p>Round {number}: {len(rnd['cells'])} cells x {rnd['epochs']} epochs</p>"
+                    + _table(["search rank", "score", "short-training acc", "time", "genotype"], rows))
+    chosen = refined["chosen"]
+    return section + (f"<p>Chosen: search rank {chosen['rank']} ({chosen['accuracy']:.2f}% after short training; "
+                      f"{refined['training_seconds']:.0f} s of training in all"
+                      f"{'' if refined['complete'] else ', unfinished'}).</p>")
+
+
 def write_report(run_dir: str | Path, out: str | Path | None = None, truth: str | Path | None = None) -> Path:
     """Write the run's HTML report (default ``RUN_DIR/report.html``); returns its path."""
     record = RunRecord.open(run_dir)
@@ -133,6 +151,7 @@ def write_report(run_dir: str | Path, out: str | Path | None = None, truth: str 
         f"<h2>Top {len(summary['top'])} cells</h2>",
         _top_cells(search.space, summary["top"], truth, search.dataset or DEFAULT_DATASET),
         _front((record.read_best() or {}).get("front", [])),
+        _refinement(record),
         "<h2>Trainings</h2>", _trainings(record),
         "<h2>Settings</h2>", settings,
         "<h2>Versions</h2>", _table(["library", "version"], sorted(recorded.raw.get("versions", {}).items())),

@@ -43,6 +43,37 @@ def train_run_top(run_dir: Path, k: int, overrides: dict[str, Any], **options: A
     print_train_results(results)
 
 
+def refine_with_progress(run_dir: Path, top: int, epochs: int, **options: Any) -> dict[str, Any]:
+    """``refine_run`` with training progress bars (``evonas refine`` and ``search --refine-top``)."""
+    from evonas.progress import training
+    from evonas.training.refine import refine_run
+
+    with training() as bars:
+        return refine_run(run_dir, top, epochs, progress=bars, **options)
+
+
+@app.command("refine")
+def refine_cmd(
+    run_dir: Path = typer.Argument(..., help="A search run folder: refine its head into RUN_DIR/refine/ and refine.json."),
+    top: int = typer.Option(4, "--top", help="How many best distinct cells to train briefly."),
+    epochs: int = typer.Option(2, "--epochs", help="Epochs of each short training (doubling per round with --halving)."),
+    halving: bool = typer.Option(False, "--halving", help="Successive halving: the better half goes on with twice the epochs, until two remain."),
+    train_images: Optional[int] = typer.Option(None, "--train-images", help="Training images per short training (default: all)."),
+    test_images: Optional[int] = typer.Option(None, "--test-images", help="Test images each accuracy is measured on (default: all)."),
+    batch_size: Optional[int] = typer.Option(None, "--batch-size", help=f"Batch size {_SPACE_DEFAULT}."),
+    workers: Optional[int] = typer.Option(None, "--workers", min=1, help="Train this many cells at once as Ray tasks."),
+    address: Optional[str] = typer.Option(None, "--address", help="Join a running Ray cluster for the trainings."),
+    device: str = typer.Option("auto", "--device", help="auto, cpu or cuda[:N]."),
+    truth: Optional[Path] = typer.Option(None, "--truth", help="Benchmark accuracy table: show the true accuracy of each cell."),
+) -> None:
+    """Train a run's best cells briefly with the space's recipe and keep the best by that accuracy (resumable)."""
+    from evonas.cli.search import print_refinement
+
+    refine_with_progress(run_dir, top, epochs, halving=halving, workers=workers, address=address, device=device,
+                         overrides={"train_images": train_images, "test_images": test_images, "batch_size": batch_size})
+    print_refinement(run_dir, truth)
+
+
 @app.command("train")
 def train_cmd(
     run_dir: Optional[Path] = typer.Argument(None, help="A search run folder: train its --top best genotypes into RUN_DIR/train/."),

@@ -124,11 +124,29 @@ def train_top(
         candidates = pick_genotype(run_dir, pick)
     else:
         candidates = top_genotypes(run_dir, k)
+    return train_candidates(record, candidates, record.train_dir, overrides, resume=resume, workers=workers,
+                            address=address, device=device, progress=progress, on_result=on_result)
+
+
+def train_candidates(
+    record: RunRecord,
+    candidates: list[dict[str, Any]],
+    into: Path,
+    overrides: Mapping[str, Any] | None = None,
+    *,
+    resume: bool = False,
+    workers: int | None = None,
+    address: str | None = None,
+    device: str | None = None,
+    progress: TrainProgress | None = None,
+    on_result: Callable[[dict[str, Any]], None] | None = None,
+) -> list[dict[str, Any]]:
+    """Train ranked ``candidates`` (``top_genotypes`` entries) of a run into ``into/<rank>-<key hash>/``."""
     search = record.settings().search
     merged = {"dataset": search.dataset, "data_dir": search.data_dir,
               **{name: value for name, value in (overrides or {}).items() if value is not None}}
     resolve_recipe(search_spaces.get(search.space), merged)  # bad settings fail here, before any training starts
-    jobs = [(c, record.train_dir / f"{c['rank']}-{key_hash(c['key'])}") for c in candidates]
+    jobs = [(c, Path(into) / f"{c['rank']}-{key_hash(c['key'])}") for c in candidates]
 
     def finish(candidate: dict[str, Any], result: dict[str, Any]) -> dict[str, Any]:
         result = {**result, "rank": candidate["rank"], "score": candidate["score"]}
