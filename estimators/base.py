@@ -3,9 +3,15 @@
 An estimator sees only an ``nn.Module``, a list of ``(images, labels)`` batches and,
 for calibration-aware estimators, the model's depth-unit modules. It never imports
 from ``evonas`` or ``search_spaces``.
+
+Running out of (GPU) memory says nothing about the network, so ``evaluate`` does not turn it
+into a failed score: it frees what it can and tries once more at half the batch (the result
+records ``oom_retry`` and the ``batch_size`` used); a second out-of-memory is raised, for the
+executor's own retry of a worker fault.
 """
 from __future__ import annotations
 
+import gc
 import math
 import time
 from abc import ABC, abstractmethod
@@ -38,6 +44,29 @@ class EstimatorResult:
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+
+def is_out_of_memory(exc: BaseException) -> bool:
+    """A torch out-of-memory error (CUDA or other devices), or a RuntimeError saying so."""
+    return isinstance(exc, torch.cuda.OutOfMemoryError) or (
+        isinstance(exc, RuntimeError) and "out of memory" in str(exc).lower())
+
+
+def halved(batches: Sequence[Batch]) -> list[Batch] | None:
+    """The first half of every batch; None when a batch has one image and cannot shrink."""
+    if not batches or any(len(images) < 2 for images, _ in batches):
+        return None
+    return [(images[: len(images) // 2], None if labels is None else labels[: len(images) // 2])
+            for images, labels in batches]
+
+
+def release_memory(model: nn.Module) -> None:
+    """Drop the model's gradients and return cached device memory, before a retry."""
+    for p in model.parameters():
+        p.grad = None
+    gc.collect()
+    if torch.cuda.is_available():
+        torch.cuda.empty_cache()
 
 
 class Estimator(ABC):
@@ -78,13 +107,36 @@ class Estimator(ABC):
         batches: Sequence[Batch],
         depth_units: Sequence[nn.Module] | None = None,
     ) -> EstimatorResult:
-        """``score`` wrapped so a NaN/inf or an exception is a failed result, not a crash."""
+        """``score`` wrapped so a NaN/inf or an exception is a failed result, not a crash.
+
+        Out of memory, it retries once on the first half of every batch (same model, gradients
+        freed, device cache emptied); out of memory again, it raises.
+        """
         start = time.perf_counter()
+        extra: dict[str, Any] = {}
         try:
-            value = float(self.score(model, batches, depth_units))
+            value, smaller = _score_or_halve(self, model, batches, depth_units)
+            if smaller is not None:  # retried outside the handler, so the failed pass's tensors are freed
+                release_memory(model)
+                extra = {"oom_retry": True, "batch_size": len(smaller[0][0])}
+                value = float(self.score(model, smaller, depth_units))
         except (EstimatorError, RuntimeError, ValueError, ArithmeticError) as exc:
-            return EstimatorResult(None, time.perf_counter() - start, "failed", f"{type(exc).__name__}: {exc}")
+            if is_out_of_memory(exc):
+                raise
+            return EstimatorResult(None, time.perf_counter() - start, "failed", f"{type(exc).__name__}: {exc}", extra)
         seconds = time.perf_counter() - start
         if not math.isfinite(value):
-            return EstimatorResult(None, seconds, "failed", f"non-finite score ({value}) from {self.name}")
-        return EstimatorResult(value, seconds)
+            return EstimatorResult(None, seconds, "failed", f"non-finite score ({value}) from {self.name}", extra)
+        return EstimatorResult(value, seconds, extra=extra)
+
+
+def _score_or_halve(estimator: Estimator, model: nn.Module, batches: Sequence[Batch],
+                    depth_units: Sequence[nn.Module] | None) -> tuple[float, list[Batch] | None]:
+    """The score, or (nan, the halved batches) after running out of memory on batches that can shrink."""
+    try:
+        return float(estimator.score(model, batches, depth_units)), None
+    except RuntimeError as exc:
+        smaller = halved(batches) if is_out_of_memory(exc) else None
+        if smaller is None:
+            raise
+        return math.nan, smaller

@@ -11,7 +11,8 @@ from typing import Any
 from evonas.errors import EvonasError
 
 from evonas.version import __version__
-_API = ("Cell", "InputError", "Run", "build", "correlate", "draw", "export", "report", "resume", "search", "train")
+_API = ("AskTell", "Cell", "InputError", "ModelScore", "Run", "build", "calibrate", "composite_normalisation", "correlate", "draw",
+        "export", "refine", "report", "resume", "score", "search", "train", "ask_tell")
 
 
 def __getattr__(name: str) -> Any:

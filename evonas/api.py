@@ -15,6 +15,7 @@ from typing import Any, Callable, Sequence, TypeVar, Union
 from torch import nn
 
 import search_spaces
+from estimators.sweet import CalibrationResult
 from evonas import correlating
 from evonas.drawing import draw_genotype
 from evonas.errors import EvonasError
@@ -23,10 +24,14 @@ from evonas.progress import SearchBar, training
 from evonas.recipes import default_recipe
 from evonas.reporting import write_report
 from evonas.runs import RunRecord
-from evonas.searching import Progress, resume_search, start_search
-from evonas.scoring import parse_estimators
+from evonas.searching import AskTell, Progress, open_loop, resolve_settings, resume_search, start_search
+from evonas.scoring import (
+    ModelScore, calibrate_models, calibration_for, composite_normalisation as _composite_normalisation,
+    parse_estimators, score_model,
+)
 from evonas.settings import ScoringSettings, SearchSettings
 from evonas.training import train_genotype, train_top
+from evonas.training.refine import refine_run
 from evonas.user_errors import USER_ERRORS
 
 ProgressArg = Union[bool, Callable[[Progress], None]]
@@ -131,7 +136,7 @@ def search(space: str = "nb201", estimator: str = "sweet", budget: int | None = 
            **settings: Any) -> Run:
     """Run a search and return its ``Run``; ``settings`` are ``SearchSettings`` fields
     (``seed``, ``data_dir``, ``dataset``, ``workers``, ``population``, ``interval``, ...)."""
-    resolved = SearchSettings(space=space, estimator=estimator, budget=budget, **settings).resolved()
+    resolved = resolve_settings(SearchSettings(space=space, estimator=estimator, budget=budget, **settings))
     context, on_step, on_calibration = _search_progress(progress)
     with context:
         path = start_search(resolved, run_dir=run_dir, runs_root=runs_root, progress=on_step,
@@ -146,6 +151,19 @@ def resume(run: Run | str | Path, progress: ProgressArg = True, **overrides: Any
     with context:
         path = resume_search(run.path if isinstance(run, Run) else run, overrides, progress=on_step)
     return Run.load(path)
+
+
+@_user_errors
+def ask_tell(folder: str | Path, space: str | None = None, strategy: str | None = None, *, seed: int | None = None,
+             **settings: Any) -> AskTell:
+    """An ask/tell loop for cells you evaluate yourself: ``g = loop.ask()`` ... ``loop.tell(g, score)``.
+
+    Every tell is durable in ``folder`` (a run folder); calling this again on the same folder
+    continues exactly (asks never told come back first). ``settings``: ``population``, ``sample``,
+    ``warmup``, ``cost_objectives``, ``higher_is_better``, ``dataset``; None means the default, or
+    on a reopen the recorded value. ``strategy`` is any ``--algorithm`` name (default aging).
+    """
+    return open_loop(folder, space=space, strategy=strategy, seed=seed, **settings)
 
 
 @_user_errors
@@ -170,6 +188,20 @@ def train(run: Run | str | Path | None = None, top: int = 1, *, space: str | Non
 
 
 @_user_errors
+def refine(run: Run | str | Path, top: int = 4, epochs: int = 2, *, halving: bool = False, workers: int | None = None,
+           device: str | None = None, progress: bool = True, **overrides: Any) -> dict[str, Any]:
+    """Train the run's ``top`` best cells for ``epochs`` and keep the best by that accuracy (``refine.json``).
+
+    ``halving``: successive halving (the better half goes on with twice the epochs); ``overrides`` are
+    recipe settings (``train_images``, ``batch_size``, ...). Rerunning with the same settings resumes.
+    """
+    path = run.path if isinstance(run, Run) else Path(run)
+    with training() if progress else _Null() as bars:
+        return refine_run(path, top, epochs, halving=halving, overrides=overrides, workers=workers, device=device,
+                          progress=bars if progress else None)
+
+
+@_user_errors
 def correlate(space: str = "nb201", estimators: Sequence[str] | str = ("sweet",), *, sample: int | None = None,
               truth: str | Path | None = None, archs_file: str | Path | None = None, seed: int = 0,
               truth_column: str = "cifar10_test", dataset: str = "cifar10", data_dir: str | None = None,
@@ -191,6 +223,59 @@ def correlate(space: str = "nb201", estimators: Sequence[str] | str = ("sweet",)
 
 
 @_user_errors
+def score(model: nn.Module, estimator: str = "sweet", *, data: Any = None, batches: Sequence[Any] | None = None,
+          interval: tuple[float, float] | None = None, batch_size: int = 64, seed: int = 0,
+          settings: dict[str, Any] | None = None, normalisation: dict[str, Any] | None = None,
+          device: str = "cpu", data_dir: str | None = None) -> ModelScore:
+    """A zero-cost score of any ``nn.Module`` with image inputs (scored as a deep copy: yours is untouched).
+
+    Images come from ``data`` (a dataset name or ``ImageDataset``; the search's fixed batches)
+    or ``batches=[(images, labels), ...]``. The Sweetimator family needs ``interval`` (from
+    ``calibrate``); a composite needs ``normalisation`` (from ``composite_normalisation``).
+    Returns ``score``, ``status`` ("ok"/"failed"), ``reason``, ``seconds``, ``settings``.
+    """
+    if normalisation is not None:
+        settings = {**(settings or {}), "normalisation": normalisation}
+    return score_model(model, estimator, data=data, batches=batches, interval=interval, batch_size=batch_size,
+                       seed=seed, settings=settings, device=device, data_dir=data_dir)
+
+
+@_user_errors
+def calibrate(models: Sequence[nn.Module] | None = None, *, space: str | None = None, data: Any = None,
+              batches: Sequence[Any] | None = None, batch_size: int = 64, seed: int = 0, depth_units: Any = None,
+              num_archs: int = 100, device: str = "cpu", data_dir: str | None = None) -> CalibrationResult:
+    """The Sweetimator interval (``.interval``) and every bin's mean depth trend (``.means``).
+
+    On your ``models`` (``depth_units``: a function model -> modules, or submodule names; default
+    the top-level children holding Conv/Linear weights less the first and last), or on the
+    first ``num_archs`` cells of a registered ``space`` (cached, like ``evonas calibrate``).
+    """
+    if (models is None) == (space is None):
+        raise EvonasError("give models=[...] or space=NAME to calibrate on, one of the two")
+    if models is not None:
+        return calibrate_models(models, data=data, batches=batches, batch_size=batch_size, seed=seed,
+                                depth_units=depth_units, device=device, data_dir=data_dir)
+    if batches is not None or depth_units is not None:
+        raise EvonasError("a space's calibration draws its own batch and knows its depth units; "
+                          "give data= (a dataset name) without batches= or depth_units=")
+    name = data or "cifar10"
+    loaded = None if isinstance(name, str) else name
+    return calibration_for(space, getattr(loaded, "name", name), data_dir, batch_size, seed, num_archs,
+                           device=device, data=loaded).result
+
+
+@_user_errors
+def composite_normalisation(models: Sequence[nn.Module], estimator: str, *, data: Any = None,
+                            batches: Sequence[Any] | None = None, interval: tuple[float, float] | None = None,
+                            batch_size: int = 64, seed: int = 0, settings: dict[str, Any] | None = None,
+                            device: str = "cpu", data_dir: str | None = None) -> dict[str, dict[str, Any]]:
+    """Each part's normalisation of a composite, measured on your sample of models; for ``score(normalisation=)``."""
+    return _composite_normalisation(models, estimator, data=data, batches=batches, interval=interval,
+                                    batch_size=batch_size, seed=seed, settings=settings, device=device,
+                                    data_dir=data_dir)
+
+
+@_user_errors
 def build(space: str, genotype: str, num_classes: int = 10, *, proxy: bool = False, **options: Any) -> nn.Module:
     """The network of ``genotype`` as an ``nn.Module`` (default init; seed torch yourself for fixed weights).
 
@@ -198,7 +283,7 @@ def build(space: str, genotype: str, num_classes: int = 10, *, proxy: bool = Fal
     parts; ``proxy=True`` gives the small network the estimators score; ``options`` override either.
     """
     sp = search_spaces.get(space)
-    base = sp.proxy_options() if proxy else default_recipe(space).inference_build_options()
+    base = sp.proxy_options() if proxy else sp.training_options(default_recipe(sp).to_dict(), inference=True)
     return sp.build(sp.from_str(genotype), num_classes, **{**base, **options})
 
 
@@ -220,5 +305,5 @@ def report(run: Run | str | Path, out: str | Path | None = None, truth: str | Pa
     return write_report(run.path if isinstance(run, Run) else Path(run), out, truth)
 
 
-__all__ = ["Cell", "EvonasError", "InputError", "Run", "build", "correlate", "draw", "export", "report",
-           "resume", "search", "train"]
+__all__ = ["AskTell", "Cell", "EvonasError", "InputError", "ModelScore", "Run", "build", "calibrate", "composite_normalisation",
+           "correlate", "draw", "export", "refine", "report", "resume", "score", "search", "train", "ask_tell"]

@@ -17,10 +17,8 @@ from typing import Any
 
 from evonas.errors import EvonasError
 
-#: (population, sample) per space when the user gives none. NB-201 follows the published
-#: REA setting for this space (P=25, S=5 in the NAS-Bench-201 paper's REA baseline); the
-#: much larger DARTS space gets a wider population and a proportionally larger sample.
-SPACE_DEFAULTS: dict[str, tuple[int, int]] = {"nb201": (25, 5), "darts": (50, 10)}
+#: (population, sample) when neither the user nor the space gives one (each space has its own,
+#: ``SearchSpace.population_sample``; ``evonas.searching.resolve_settings`` passes it in).
 FALLBACK_POPULATION_SAMPLE = (25, 5)
 DEFAULT_BUDGET = 500
 DEFAULT_CHECKPOINT_EVERY = 25
@@ -39,7 +37,6 @@ BATCH_POLICIES = ("fixed", "fresh")
 EXECUTOR_KINDS = ("local", "ray")
 #: Costs of a cell (see ``evonas.costs``), always minimised, in the unit each is stored in.
 COSTS: dict[str, str] = {"params": "M", "flops": "M", "latency": "ms"}
-ALGORITHMS = ("aging", "nsga2")
 DEFAULT_LATENCY_DEVICE = "cpu"
 DEFAULT_LATENCY_BATCH = 1
 DEFAULT_LATENCY_THREADS = 1
@@ -183,7 +180,8 @@ class SearchSettings:
     constraints: dict[str, float] = field(default_factory=dict)
     #: The estimator plus costs to optimise together; None: the estimator alone.
     objectives: tuple[str, ...] | None = None
-    algorithm: str | None = None  # None: aging for one objective, nsga2 for several
+    #: The search strategy (``evonas.searching.registry``); None: aging for one objective, nsga2 for several.
+    algorithm: str | None = None
     latency_device: str = DEFAULT_LATENCY_DEVICE
     latency_batch_size: int = DEFAULT_LATENCY_BATCH
     latency_threads: int = DEFAULT_LATENCY_THREADS
@@ -201,9 +199,13 @@ class SearchSettings:
         wanted = set(self.constraints) | set(self.cost_objectives)
         return tuple(name for name in COSTS if name in wanted)
 
-    def resolved(self) -> "SearchSettings":
-        """A copy with space defaults filled in and every setting checked (EvonasError if bad)."""
-        pop, sample = SPACE_DEFAULTS.get(self.space, FALLBACK_POPULATION_SAMPLE)
+    def resolved(self, population_sample: tuple[int, int] = FALLBACK_POPULATION_SAMPLE) -> "SearchSettings":
+        """A copy with defaults filled in and every setting checked (EvonasError if bad).
+
+        ``population_sample``: the space's default (population, sample); this module cannot ask
+        the space itself (no search-space imports here), ``evonas.searching.resolve_settings`` does.
+        """
+        pop, sample = population_sample
         cfg = SearchSettings(**{f.name: getattr(self, f.name) for f in fields(self)})
         cfg.population = pop if cfg.population is None else cfg.population
         cfg.sample = min(sample, cfg.population) if cfg.sample is None else cfg.sample
@@ -267,19 +269,17 @@ class SearchSettings:
         self._validate_objectives()
 
     def _validate_objectives(self) -> None:
-        """Constraints, objectives, algorithm and latency settings (hardware-aware search)."""
+        """Constraints, objectives and latency settings (hardware-aware search).
+
+        Whether ``algorithm`` names a strategy, and one that takes this many objectives, is
+        checked by ``evonas.searching.resolve_settings``: the strategies are plug-ins, and this
+        module knows none of them.
+        """
         for name, limit in self.constraints.items():
             if name not in COSTS:
                 raise EvonasError(f"unknown constraint {name!r}; constraints are on {', '.join(COSTS)}")
             if not (limit > 0 and math.isfinite(limit)):
                 raise EvonasError(f"--max-{name} must be positive, not {limit}")
-        if self.algorithm not in ALGORITHMS:
-            raise EvonasError(f"--algorithm must be one of {', '.join(ALGORITHMS)}, not {self.algorithm!r}")
-        count = len(self.objectives or ())
-        if self.algorithm == "nsga2" and count < 2:
-            raise EvonasError("--algorithm nsga2 needs at least two --objectives, like sweet,params")
-        if self.algorithm == "aging" and count > 1:
-            raise EvonasError("several --objectives need --algorithm nsga2 (aging evolution optimises one)")
         check_latency(self.latency_device, self.latency_batch_size, self.latency_threads, self.latency_statistic,
                       self.latency_backend)
 

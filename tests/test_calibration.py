@@ -2,8 +2,10 @@
 from __future__ import annotations
 
 import csv
+import importlib
 import itertools
 import json
+import multiprocessing
 import os
 import random
 import subprocess
@@ -19,7 +21,11 @@ from torch import nn
 import search_spaces
 from cli_helpers import run_cli
 from evonas import scoring as cal
+from estimators.sweet import calibrate
+from evonas.scoring import calibration as calibration_module
+from evonas.scoring.cache_file import add_entries, read_entries
 from evonas.scoring.calibration import _networks
+from evonas.scoring.fingerprint import code_fingerprint
 from evonas.data import load_dataset
 from evonas.errors import EvonasError
 from evonas.scoring import Scorer, fixed_batches
@@ -188,6 +194,56 @@ def test_override_bypasses_data_and_cache(toy_space: str) -> None:
     for bad in [(5e-5, 1e-5), (1.0,), ("x", "y")]:
         with pytest.raises(EvonasError, match="interval"):
             cal.resolve_interval("nb201", "cifar10", None, 64, 0, override=bad)
+
+
+def _add_entries(path: str, writer: str, count: int, start: Any) -> None:
+    start.wait()
+    for i in range(count):
+        add_entries(Path(path), {f"{writer}{i}": {"payload": "x" * 4000}})
+
+
+def test_processes_writing_at_once_lose_no_entry(tmp_path: Path) -> None:
+    path = tmp_path / "calibration.json"
+    context = multiprocessing.get_context("fork")
+    start = context.Barrier(3)
+    writers = [context.Process(target=_add_entries, args=(str(path), w, 40, start)) for w in "abc"]
+    for w in writers:
+        w.start()
+    for w in writers:
+        w.join(120)
+    assert [w.exitcode for w in writers] == [0, 0, 0]
+    assert sorted(read_entries(path)) == sorted(f"{w}{i}" for w in "abc" for i in range(40))
+
+
+def test_code_fingerprint_follows_the_source_of_a_class_and_its_package_helpers(tmp_path: Path, monkeypatch) -> None:
+    package = tmp_path / "fp_pkg"
+    package.mkdir()
+    (package / "__init__.py").write_text("")
+    (package / "_helper.py").write_text("def scale(x):\n    return x\n")
+    (package / "unrelated.py").write_text("X = 1\n")
+    (package / "est.py").write_text("from fp_pkg._helper import scale\n\n\nclass Est:\n    pass\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    try:
+        est = importlib.import_module("fp_pkg.est")
+        importlib.import_module("fp_pkg.unrelated")
+        first = code_fingerprint(est.Est)
+        (package / "unrelated.py").write_text("X = 2\n")  # loaded, but not used by est
+        assert code_fingerprint(est.Est) == first
+        (package / "_helper.py").write_text("def scale(x):\n    return 2 * x\n")
+        assert code_fingerprint(est.Est) != first
+    finally:
+        for name in [m for m in sys.modules if m.partition(".")[0] == "fp_pkg"]:
+            del sys.modules[name]
+
+
+def test_changed_estimator_code_misses_the_cache(toy_space: str, monkeypatch) -> None:
+    first = cal.calibration_for(toy_space, "synthetic", batch_size=8, num_archs=3)
+    assert first.settings["code"] == code_fingerprint(calibrate, ToySpace)
+    assert cal.calibration_for(toy_space, "synthetic", batch_size=8, num_archs=3).cached
+    monkeypatch.setattr(calibration_module, "code_fingerprint", lambda *objects: "edited")
+    again = cal.calibration_for(toy_space, "synthetic", batch_size=8, num_archs=3)
+    assert not again.cached and again.key != first.key
+    assert len(json.loads(cal.cache_path().read_text())) == 2
 
 
 # ---- the command --------------------------------------------------------------------

@@ -18,7 +18,8 @@ from cli_helpers import assert_one_line_error, run_cli
 from estimators.base import Estimator, EstimatorError, EstimatorResult
 from evonas.errors import EvonasError
 from evonas.scoring import Scorer, calibration_archs, estimator_class, parse_estimators, resolve_scoring
-from evonas.scoring.composite import Normalisation, combine, parse_composite, parts_from_settings
+from evonas.scoring import calibration as calibration_module
+from evonas.scoring.composite import Normalisation, make_estimator, parse_composite
 from evonas.searching import resume_search, start_search
 from evonas.searching.cache import scoring_fingerprint
 from evonas.settings import ScoringSettings, SearchSettings
@@ -164,9 +165,9 @@ def test_a_failed_part_fails_the_composite_with_its_reason(fakes) -> None:
     result = scorer.score("conv-conv-conv")
     assert result.status == "failed" and result.error == "fake_signed failed: EstimatorError: marked cell"
     assert scorer.score("pool-pool-pool").ok
-    parts = parts_from_settings(config.estimator, config.estimator_settings)
+    composite = make_estimator(config.estimator, config.estimator_settings)
     failed = EstimatorResult(None, 0.0, "failed", "EstimatorError: dead")
-    alone = combine(parts, {"fake_pos": EstimatorResult(1.0, 0.0), "fake_signed": failed}, 0.0)
+    alone = composite.combine({"fake_pos": EstimatorResult(1.0, 0.0), "fake_signed": failed}, 0.0)
     assert (alone.status, alone.error) == ("failed", "fake_signed failed: EstimatorError: dead")
 
 
@@ -176,15 +177,25 @@ def test_normalisation_comes_from_the_cached_calibration_sample(fakes) -> None:
     assert PositiveFake.calls == len(sample)
     alone = Scorer(ScoringSettings(ToySpace.name, "fake_pos", {}, dataset="synthetic", batch_size=8))
     expected = Normalisation.from_scores("fake_pos", [alone.score(g).score for g in sample])
-    parts = parts_from_settings(first.estimator, first.estimator_settings)
+    parts = make_estimator(first.estimator, first.estimator_settings).resolved
     assert parts[0].normalisation == expected
     assert first.estimator_settings["reference"] == {"sample": "calibration", "num_archs": 100, "seed": 0}
     PositiveFake.calls = 0
     again = resolve_scoring(ToySpace.name, "fake_signed+fake_pos", dataset="synthetic", batch_size=8)
     assert PositiveFake.calls == 0  # both parts' sample scores come from the cache, in any order
-    assert parts_from_settings(again.estimator, again.estimator_settings)[1].normalisation == expected
+    assert make_estimator(again.estimator, again.estimator_settings).resolved[1].normalisation == expected
     other_seed = resolve_scoring(ToySpace.name, "fake_pos+fake_signed", dataset="synthetic", batch_size=8, seed=1)
     assert PositiveFake.calls == 100 and scoring_fingerprint(other_seed) != scoring_fingerprint(first)
+
+
+def test_changed_estimator_code_rescores_the_calibration_sample(fakes, monkeypatch) -> None:
+    resolve = lambda: resolve_scoring(ToySpace.name, "fake_pos+fake_signed", dataset="synthetic", batch_size=8)
+    first = resolve()
+    assert PositiveFake.calls == 100
+    resolve()
+    assert PositiveFake.calls == 100  # cached
+    monkeypatch.setattr(calibration_module, "code_fingerprint", lambda *objects: "edited")
+    assert resolve().estimator_settings == first.estimator_settings and PositiveFake.calls == 200
 
 
 def test_settings_round_trip_and_the_fingerprint_records_the_normalisation(fakes) -> None:

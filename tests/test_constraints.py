@@ -95,7 +95,7 @@ def test_an_impossible_latency_bound_says_where_it_was_measured(monkeypatch):
     (["--objectives", "params"], "needs one estimator besides the costs"),
     (["--objectives", "synflow", "--algorithm", "nsga2"], "nsga2 needs at least two --objectives"),
     (["--objectives", "synflow,params", "--algorithm", "aging"], "need --algorithm nsga2"),
-    (["--algorithm", "random"], "--algorithm must be one of"),
+    (["--algorithm", "annealing"], "--algorithm must be one of"),
     (["--max-latency", "2ms", "--latency-device", "tpu"], "--latency-device must be cpu or cuda"),
     (["--max-latency", "2ms", "--latency-statistic", "mean"], "--latency-statistic must be one of"),
 ])

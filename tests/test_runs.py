@@ -7,6 +7,7 @@ from dataclasses import replace
 
 import pytest
 
+from evonas.searching import resolve_settings
 from evonas.settings import SearchSettings
 from evonas.errors import EvonasError
 from evonas.runs import RunRecord, write_atomic
@@ -173,10 +174,11 @@ def test_unusable_checkpoints_are_one_line_errors(tmp_path):
 
 
 def test_search_config_survives_json_and_fills_space_defaults():
-    cfg = SearchSettings(space="darts", estimator="sweet", interval=(1e-4, 5e-4), workers=3).resolved()
-    assert (cfg.population, cfg.sample, cfg.executor) == (50, 10, "ray")
+    cfg = resolve_settings(SearchSettings(space="darts", estimator="sweet", interval=(1e-4, 5e-4), workers=3))
+    assert (cfg.population, cfg.sample, cfg.executor) == (50, 10, "ray")  # the space's own defaults
     assert SearchSettings.from_dict(json.loads(json.dumps(cfg.to_dict()))) == cfg
-    assert SearchSettings(space="nb201").resolved().population == 25
+    assert resolve_settings(SearchSettings(space="nb201")).population == 25
+    assert SearchSettings(space="darts").resolved((7, 3)).population == 7  # settings alone take them as given
     assert SearchSettings(space="nb201", time_limit=60, budget=None).resolved().executor == "local"
     with pytest.raises(EvonasError, match="budget"):
         SearchSettings(budget=None).resolved()

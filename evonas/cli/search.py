@@ -10,10 +10,9 @@ import typer
 from rich.table import Table
 
 from evonas.cli.app import app, console
-from evonas.cli.train import train_run_top
+from evonas.cli.train import refine_with_progress, train_run_top
 from evonas.errors import EvonasError
 from evonas.settings import (
-    ALGORITHMS,
     BATCH_POLICIES,
     COSTS,
     DEFAULT_LATENCY_BATCH,
@@ -27,24 +26,21 @@ from evonas.settings import (
     DEFAULT_ESTIMATOR,
     DEFAULT_SPACE,
     DEFAULT_TOP_K,
-    SPACE_DEFAULTS,
     format_cost,
     parse_cost,
     parse_objectives,
 )
 
-_POPULATIONS = ", ".join(f"{p} {space}" for space, (p, _) in SPACE_DEFAULTS.items())
-_SAMPLES = ", ".join(f"{s} {space}" for space, (_, s) in SPACE_DEFAULTS.items())
 
 
 @app.command("search")
 def search_cmd(
-    space: Optional[str] = typer.Option(None, "--space", help=f"Search space: {', '.join(SPACE_DEFAULTS)}. (default: {DEFAULT_SPACE})"),
+    space: Optional[str] = typer.Option(None, "--space", help=f"Search space: nb201, darts, nb101 or a plug-in (`evonas spaces` lists them). (default: {DEFAULT_SPACE})"),
     estimator: Optional[str] = typer.Option(None, "--estimator", help=f"Zero-cost estimator (see `evonas estimators`). (default: {DEFAULT_ESTIMATOR})"),
     budget: Optional[int] = typer.Option(None, "--budget", help=f"Evaluations, cache hits included. (default: {DEFAULT_BUDGET}, or none with --time-limit)"),
     time_limit: Optional[float] = typer.Option(None, "--time-limit", help="Stop submitting after this many wall-clock seconds."),
-    population: Optional[int] = typer.Option(None, "--population", help=f"Population size P. (default: {_POPULATIONS})"),
-    sample: Optional[int] = typer.Option(None, "--sample", help=f"Tournament sample size S. (default: {_SAMPLES})"),
+    population: Optional[int] = typer.Option(None, "--population", help="Population size P. (default: the space's own, listed by `evonas spaces`; 25 for nb201)"),
+    sample: Optional[int] = typer.Option(None, "--sample", help="Tournament sample size S. (default: the space's own, listed by `evonas spaces`; 5 for nb201)"),
     seed: Optional[int] = typer.Option(None, "--seed", help="Seed for every random draw of the run. (default: 0)"),
     dataset: Optional[str] = typer.Option(None, "--dataset", help=f"cifar10, cifar100, imagenet16-120 or synthetic. (default: {DEFAULT_DATASET})"),
     data_dir: Optional[Path] = typer.Option(None, "--data-dir", help="Dataset folder (default $EVONAS_DATA or the user cache)."),
@@ -67,11 +63,15 @@ def search_cmd(
     resume: Optional[Path] = typer.Option(None, "--resume", help="Continue the run in this folder (after Ctrl-C or a kill)."),
     train_top: int = typer.Option(0, "--train-top", help="Then train the K best distinct cells with the published recipe into RUN/train/ (see `evonas train`)."),
     train_epochs: Optional[int] = typer.Option(None, "--train-epochs", help="With --train-top: epochs instead of the recipe's (quick runs)."),
+    refine_top: int = typer.Option(0, "--refine-top", help="Then train the K best distinct cells briefly (--refine-epochs) and return the best by that accuracy (see `evonas refine`)."),
+    refine_epochs: int = typer.Option(2, "--refine-epochs", help="With --refine-top: epochs of each short training (doubling per round with --refine-halving)."),
+    refine_halving: bool = typer.Option(False, "--refine-halving", help="With --refine-top: successive halving, the better half goes on with twice the epochs."),
+    refine_images: Optional[int] = typer.Option(None, "--refine-images", help="With --refine-top: training images per short training (default: all)."),
     max_params: Optional[str] = typer.Option(None, "--max-params", help="Only cells with at most this many parameters, e.g. 1.0M or 500K."),
     max_flops: Optional[str] = typer.Option(None, "--max-flops", help="Only cells with at most this many FLOPs per image, e.g. 150M."),
     max_latency: Optional[str] = typer.Option(None, "--max-latency", help="Only cells predicted at most this slow, e.g. 2.5ms (see `evonas latency`)."),
     objectives: Optional[str] = typer.Option(None, "--objectives", help=f"The estimator plus costs ({', '.join(COSTS)}) to optimise together, e.g. sweet,params."),
-    algorithm: Optional[str] = typer.Option(None, "--algorithm", help=f"{' or '.join(ALGORITHMS)}. (default: aging for one objective, nsga2 for several)"),
+    algorithm: Optional[str] = typer.Option(None, "--algorithm", help="Search strategy: aging, nsga2, random, or a plug-in of the evonas.strategies entry point. (default: aging for one objective, nsga2 for several)"),
     latency_device: Optional[str] = typer.Option(None, "--latency-device", help=f"Device latency is measured on: cpu or cuda[:N]. (default: {DEFAULT_LATENCY_DEVICE})"),
     latency_batch_size: Optional[int] = typer.Option(None, "--latency-batch-size", help=f"Images per timed forward pass. (default: {DEFAULT_LATENCY_BATCH})"),
     latency_threads: Optional[int] = typer.Option(None, "--latency-threads", help=f"CPU threads while timing. (default: {DEFAULT_LATENCY_THREADS})"),
@@ -82,7 +82,7 @@ def search_cmd(
     import search_spaces
     from evonas.progress import SearchBar
     from evonas.runs import default_run_name
-    from evonas.searching import resume_search, start_search
+    from evonas.searching import resolve_settings, resume_search, start_search
     from evonas.settings import SearchSettings
 
     given = {
@@ -112,7 +112,7 @@ def search_cmd(
             else:
                 if "time_limit" in given and "budget" not in given:
                     given["budget"] = None  # a time limit alone bounds the run
-                settings = SearchSettings(**given).resolved()
+                settings = resolve_settings(SearchSettings(**given))
                 if truth is not None:  # checked before the search, not after it
                     space_obj = search_spaces.get(settings.space)
                     space_obj.truth_column(settings.dataset)
@@ -126,6 +126,9 @@ def search_cmd(
             else:
                 print("interrupted before the search started; nothing to resume", file=sys.stderr)
             raise typer.Exit(130) from None
+    if refine_top > 0:  # finished trainings of an earlier attempt are read back, half-done ones continue
+        refine_with_progress(path, refine_top, refine_epochs, halving=refine_halving,
+                             overrides={"train_images": refine_images}, address=address)
     print_run(path, top_k, truth)
     if train_top > 0:  # finished or half-done trainings of an earlier attempt are picked up, not redone
         train_run_top(path, train_top, {"epochs": train_epochs}, resume=True, address=address)
@@ -145,12 +148,16 @@ def print_run(run_dir: Path, top_k: Optional[int], truth: Optional[Path]) -> Non
     search = s["config"].get("search", {})
     est = s["config"].get("estimator", {})
     interval = est.get("settings", {}).get("interval")
-    state = "finished" if s["complete"] else f"stopped (continue with: evonas search --resume {s['run_dir']})"
+    loop = est.get("name") == "external"  # an ask/tell loop (evonas.searching.ask_tell.EXTERNAL)
+    resume = f"evonas.ask_tell({s['run_dir']!r})" if loop else f"evonas search --resume {s['run_dir']}"
+    state = "finished" if s["complete"] else f"stopped (continue with: {resume})"
+    algorithm = search.get("algorithm")
     budget = f"/{s['budget']}" if s["budget"] else ""
     console.print(f"run {s['run_dir']}: {search.get('space')} / {est.get('name')}"
                   + (f" interval [{interval[0]:g}, {interval[1]:g})" if interval else "")
                   + f", P={search.get('population')} S={search.get('sample')} seed={search.get('seed')}"
-                  + (f", {search.get('algorithm')} over {','.join(search['objectives'])}" if search.get("objectives") else ""),
+                  + (f", {algorithm} over {','.join(search['objectives'])}" if search.get("objectives")
+                     else f", {algorithm}" if algorithm not in (None, "aging") else ""),
                   soft_wrap=True)
     console.print(f"{state}: {s['evaluations']}{budget} evaluations, {s['failed']} failed, "
                   f"cache hits {s['cache_hits']} ({s['cache_hit_rate']:.0%}), "
@@ -173,6 +180,37 @@ def print_run(run_dir: Path, top_k: Optional[int], truth: Optional[Path]) -> Non
     console.print(table)
     if "front" in s:
         _print_front(s, truth, accuracies)
+    print_refinement(run_dir, truth)
+
+
+def print_refinement(run_dir: Path, truth: Optional[Path]) -> None:
+    """The refined head (``refine.json``): each round's short-training accuracies and the chosen cell."""
+    import search_spaces
+    from evonas.runs import RunRecord
+    from evonas.training.refine import read_refinement
+
+    refined = read_refinement(run_dir)
+    if refined is None:
+        return
+    true_acc = lambda genotype: None  # noqa: E731
+    if truth is not None:
+        search = RunRecord.open(run_dir).settings().search
+        space = search_spaces.get(search.space)
+        bench, column = space.benchmark(truth), space.truth_column(search.dataset)
+        true_acc = lambda genotype: bench.accuracy(genotype, column)  # noqa: E731
+    for number, rnd in enumerate(refined["rounds"]):
+        table = Table("search rank", "score", "short-training acc", *(["true acc"] if truth else []),
+                      title=f"refinement round {number}: {len(rnd['cells'])} cells x {rnd['epochs']} epochs")
+        table.add_column("genotype", overflow="fold")
+        for cell in rnd["cells"]:
+            acc = true_acc(cell["genotype"])
+            table.add_row(str(cell["rank"]), f"{cell['score']:.6g}", f"{cell['accuracy']:.2f}",
+                          *([f"{acc:.2f}" if acc is not None else "-"] if truth else []), cell["genotype"])
+        console.print(table)
+    chosen = refined["chosen"]
+    state = "" if refined["complete"] else " (unfinished: refine again with the same settings to continue)"
+    console.print(f"refined choice: search rank {chosen['rank']}, {chosen['accuracy']:.2f}% after short training, "
+                  f"{refined['training_seconds']:.0f} s of training{state}: {chosen['genotype']}", soft_wrap=True)
 
 
 def _print_front(s: dict, truth: Optional[Path], accuracies: dict[str, float | None]) -> None:

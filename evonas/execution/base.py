@@ -8,13 +8,15 @@ its worker raised or died.
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
-from typing import Callable, Protocol
+from dataclasses import dataclass, field
+from typing import Any, Callable, Protocol
 
 from estimators.base import EstimatorResult
 
 #: Tries per job when the worker raised or died; the job is then reported failed.
 MAX_ATTEMPTS = 2
+#: What of a result's ``extra`` goes into its history line: a retry at half the batch after out of memory.
+RECORDED_EXTRA = ("oom_retry", "batch_size")
 
 
 class ScorerLike(Protocol):
@@ -39,6 +41,7 @@ class JobResult:
     worker: str
     key: str | None
     attempts: int = 1
+    notes: dict[str, Any] = field(default_factory=dict)  # recorded in the history line (RECORDED_EXTRA)
 
     @property
     def ok(self) -> bool:
@@ -88,6 +91,7 @@ class Attempt:
     seconds: float
     key: str | None = None
     raised: bool = False
+    notes: dict[str, Any] = field(default_factory=dict)
 
 
 def attempt_job(scorer: ScorerLike, job_id: int, genotype: str) -> Attempt:
@@ -97,7 +101,8 @@ def attempt_job(scorer: ScorerLike, job_id: int, genotype: str) -> Attempt:
         result = scorer.score(genotype, eval_id=job_id)
     except Exception as exc:  # noqa: BLE001 - any worker fault is reported with the job
         return Attempt("failed", None, f"{type(exc).__name__}: {exc}", time.perf_counter() - start, raised=True)
-    return Attempt(result.status, result.score, result.error, time.perf_counter() - start, result.extra.get("key"))
+    return Attempt(result.status, result.score, result.error, time.perf_counter() - start, result.extra.get("key"),
+                   notes={k: result.extra[k] for k in RECORDED_EXTRA if k in result.extra})
 
 
 def settle(job: Job, attempt: Attempt, worker: str) -> JobResult | None:
@@ -106,5 +111,5 @@ def settle(job: Job, attempt: Attempt, worker: str) -> JobResult | None:
         return None
     return JobResult(
         job.job_id, job.genotype, attempt.status, attempt.score, attempt.error,
-        attempt.seconds, worker, attempt.key, job.attempts,
+        attempt.seconds, worker, attempt.key, job.attempts, attempt.notes,
     )

@@ -6,7 +6,10 @@ the calibration sample, so it is computed once per such combination with
 per-user cache folder). Models and the batch are made exactly as ``Scorer`` makes them
 (same seeded init, same first fixed batch), so calibration sees what scoring sees.
 The same file keeps each estimator's scores on the calibration sample (``reference_scores``),
-from which a composite's fixed normalisation is computed.
+from which a composite's fixed normalisation is computed. Every key holds a fingerprint of the
+code involved (the estimators, the calibration, the space), so an edited estimator misses the
+cache instead of reusing a stale interval, and the file is updated under a lock
+(``cache_file``), so processes calibrating at once keep each other's entries.
 """
 from __future__ import annotations
 
@@ -19,11 +22,14 @@ from typing import Any, Callable, Iterator
 
 import torch
 
+import estimators
 import search_spaces
 from estimators.sweet import CalibrationResult, calibrate
 from evonas.data import ImageDataset, load_dataset
 from evonas.errors import EvonasError
+from evonas.scoring.cache_file import add_entries, read_entries
 from evonas.scoring.composite import Part, composite_settings
+from evonas.scoring.fingerprint import code_fingerprint
 from evonas.scoring.scorer import Scorer, build_model, fixed_batches, seeded_rng
 from evonas.seeding import calibration_sample_seed, init_seed
 from evonas.settings import DEFAULT_CALIBRATION_ARCHS, ScoringSettings
@@ -69,27 +75,6 @@ class Calibration:
         return self.result.interval
 
 
-def _read_cache(path: Path) -> dict[str, Any]:
-    try:
-        data = json.loads(path.read_text())
-    except (OSError, ValueError):  # absent, unreadable or corrupt: recompute rather than fail
-        return {}
-    return data if isinstance(data, dict) else {}
-
-
-def _write_cache(path: Path, key: str, entry: dict[str, Any]) -> None:
-    """Add one entry, atomically (write a sibling file, then rename over the old one)."""
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        data = _read_cache(path)
-        data[key] = entry
-        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-        tmp.write_text(json.dumps(data, indent=1, sort_keys=True))
-        os.replace(tmp, path)
-    except OSError as exc:
-        raise EvonasError(f"cannot write the calibration cache {path}: {exc}; set EVONAS_CACHE to a writable folder") from exc
-
-
 def _networks(space: str, archs: list[str], num_classes: int, seed: int, device: torch.device
               ) -> Iterator[tuple[torch.nn.Module, list[torch.nn.Module]]]:
     """Each calibration model with the weights ``Scorer`` would give it, built only when needed."""
@@ -103,12 +88,13 @@ def _networks(space: str, archs: list[str], num_classes: int, seed: int, device:
 
 
 def _sample_settings(space: str, data: ImageDataset, batch_size: int, num_archs: int, seed: int,
-                     build_options: dict[str, Any]) -> dict[str, Any]:
-    """What a result computed on the calibration sample depends on (its cache key)."""
+                     build_options: dict[str, Any], code: str) -> dict[str, Any]:
+    """What a result computed on the calibration sample depends on (its cache key); ``code`` is
+    the ``code_fingerprint`` of the estimator code involved."""
     return {
         "space": space, "dataset": data.name, "synthetic": data.synthetic, "train_images": len(data),
         "batch_size": batch_size, "num_classes": data.num_classes, "resolution": data.resolution,
-        "num_archs": num_archs, "seed": seed, "build_options": build_options,
+        "num_archs": num_archs, "seed": seed, "build_options": build_options, "code": code,
     }
 
 
@@ -133,11 +119,12 @@ def calibration_for(
         raise EvonasError(f"batch size must be at least 1, got {batch_size}")
     impl = search_spaces.get(space)
     data = data or load_dataset(dataset, split="train", data_dir=data_dir)
-    settings = _sample_settings(space, data, batch_size, num_archs, seed, impl.proxy_options())
+    settings = _sample_settings(space, data, batch_size, num_archs, seed, impl.proxy_options(),
+                                code_fingerprint(calibrate, type(impl)))
     key = json.dumps(settings, sort_keys=True)
     path = cache_path()
     if use_cache:
-        entry = _read_cache(path).get(key)
+        entry = read_entries(path).get(key)
         if isinstance(entry, dict) and "result" in entry:
             return Calibration(key, settings, CalibrationResult.from_dict(entry["result"]), cached=True)
     archs = calibration_archs(space, num_archs, seed)
@@ -147,7 +134,7 @@ def calibration_for(
         _networks(space, archs, data.num_classes, seed, device), batch,
         progress=None if progress is None else (lambda done: progress(done, len(archs))),
     )
-    _write_cache(path, key, {"settings": settings, "result": result.to_dict()})
+    add_entries(path, {key: {"settings": settings, "result": result.to_dict()}})
     return Calibration(key, settings, result)
 
 
@@ -172,11 +159,13 @@ def reference_scores(
     impl = search_spaces.get(space)
     data = data or load_dataset(dataset, split="train", data_dir=data_dir)
     build = impl.proxy_options() if build_options is None else dict(build_options)
-    sample = _sample_settings(space, data, batch_size, num_archs, seed, build)
-    keys = {name: json.dumps({**sample, "estimator": name, "estimator_settings": settings}, sort_keys=True)
+    registry = estimators.available()
+    keys = {name: json.dumps({**_sample_settings(space, data, batch_size, num_archs, seed, build,
+                                                 code_fingerprint(registry[name], type(impl))),
+                              "estimator": name, "estimator_settings": settings}, sort_keys=True)
             for name, settings in parts.items()}
     path = cache_path()
-    cache = _read_cache(path)
+    cache = read_entries(path)
     found = {name: cache[key]["scores"] for name, key in keys.items()
              if isinstance(cache.get(key), dict) and isinstance(cache[key].get("scores"), list)}
     missing = [name for name in parts if name not in found]
@@ -196,7 +185,6 @@ def reference_scores(
                 scored[name].append(res.score if res.ok else None)
             if progress is not None:
                 progress(done, len(archs))
-        for name in missing:
-            _write_cache(path, keys[name], {"settings": json.loads(keys[name]), "scores": scored[name]})
+        add_entries(path, {keys[name]: {"settings": json.loads(keys[name]), "scores": scored[name]} for name in missing})
         found.update(scored)
     return {name: found[name] for name in parts}

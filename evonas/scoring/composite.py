@@ -11,18 +11,28 @@ smooth CDF: a fixed version of the sum of log-ranks AZ-NAS aggregates with, stri
 increasing (no ties, no ceiling at the sample's extremes) and strongly penalising a cell that
 is poor on any part. The composite score is the weighted sum over parts, so it stays a pure
 function of one cell and the search's score cache, resumes and Ray workers all keep working.
+
+A composite is an ``Estimator`` like any other (``Composite``; ``parse_composite`` makes its
+class), so every caller handles one type. Outside a space its normalisation is given, or
+measured on a sample of the user's models (``evonas.scoring.models.composite_normalisation``).
 """
 from __future__ import annotations
 
+import copy
 import math
 import statistics
+import time
+from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any, Mapping, Sequence
+from typing import Any, Callable, ClassVar, ContextManager, Iterator, Mapping, Sequence
 
+import torch
 from scipy.special import log_ndtr
+from torch import nn
 
 import estimators
-from estimators.base import EstimatorResult
+from estimators._shared_pass import shared_pass
+from estimators.base import Batch, Estimator, EstimatorError, EstimatorResult
 from evonas.errors import EvonasError
 
 SEPARATOR = "+"
@@ -36,48 +46,6 @@ RECOMMENDED: dict[str, str] = {
 TRANSFORMS = ("asinh", "identity")
 #: The inter-quartile range of a standard normal distribution.
 _NORMAL_IQR = 1.3489795003921634
-
-
-@dataclass(frozen=True)
-class CompositeSpec:
-    """The parts and weights of a composite, plus the class-level facts callers ask estimators for."""
-
-    parts: tuple[tuple[str, float], ...]
-
-    higher_is_better = True
-
-    @property
-    def name(self) -> str:
-        """The canonical spelling: parts in the given order, a weight only where it is not 1."""
-        return SEPARATOR.join(n if w == 1.0 else f"{n}{WEIGHT_MARK}{w:g}" for n, w in self.parts)
-
-    @property
-    def names(self) -> list[str]:
-        return [n for n, _ in self.parts]
-
-    def _classes(self) -> list[type[estimators.Estimator]]:
-        registry = estimators.available()
-        return [registry[n] for n in self.names]
-
-    @property
-    def needs_calibration(self) -> bool:
-        return any(c.needs_calibration for c in self._classes())
-
-    @property
-    def needs_data(self) -> bool:
-        return any(c.needs_data for c in self._classes())
-
-    @property
-    def needs_labels(self) -> bool:
-        return any(c.needs_labels for c in self._classes())
-
-    @property
-    def num_batches(self) -> int:
-        return max(c.num_batches for c in self._classes())
-
-    @property
-    def description(self) -> str:
-        return f"composite: weighted sum of log-CDF-normalised {', '.join(self.names)}"
 
 
 def is_composite(name: str) -> bool:
@@ -95,8 +63,8 @@ def _weight(text: str, spec: str) -> float:
     return weight
 
 
-def parse_composite(spec: str) -> CompositeSpec:
-    """``A+B=0.5+C`` -> its parts, each a registered single estimator named once (at least two)."""
+def parse_composite(spec: str) -> type["Composite"]:
+    """``A+B=0.5+C`` -> its ``Composite`` class; each part a registered single estimator named once (at least two)."""
     registry = estimators.available()
     parts: list[tuple[str, float]] = []
     for raw in spec.split(SEPARATOR):
@@ -111,7 +79,7 @@ def parse_composite(spec: str) -> CompositeSpec:
         parts.append((name, _weight(weight, spec) if mark else 1.0))
     if len(parts) < 2:
         raise EvonasError(f"composite {spec!r} has one part; a composite needs at least two, like sweet+jacov")
-    return CompositeSpec(tuple(parts))
+    return composite_class(tuple(parts))
 
 
 @dataclass(frozen=True)
@@ -183,34 +151,142 @@ def composite_settings(parts: Sequence[Part], reference: Mapping[str, Any]) -> d
     return {"parts": [p.to_dict() for p in parts], "reference": dict(reference)}
 
 
-def parts_from_settings(name: str, settings: Mapping[str, Any]) -> list[Part]:
-    """The parts recorded in a composite's ``estimator_settings`` (checked against its name)."""
-    spec = parse_composite(name)
-    raw = settings.get("parts")
-    if not isinstance(raw, list) or [p.get("name") for p in raw if isinstance(p, dict)] != spec.names:
-        raise EvonasError(f"settings of composite {name!r} must list its parts {spec.names} in order; "
-                          "resolve them with evonas.scoring.resolve_scoring")
-    parts = []
-    for entry, (part, weight) in zip(raw, spec.parts):
-        norm = entry.get("normalisation")
-        parts.append(Part(part, weight, dict(entry.get("settings") or {}),
-                          None if norm is None else Normalisation.from_dict(part, norm)))
-    return parts
+
+#: Makes the network one group of estimators runs on: ``(model, depth units or None)``, inside
+#: whatever context the group must run in (the Scorer's seeded RNG, or a copy of a given model).
+Network = Callable[[], ContextManager[tuple[nn.Module, Sequence[nn.Module] | None]]]
+Group = list[tuple[str, Estimator]]
 
 
-def combine(parts: Sequence[Part], results: Mapping[str, EstimatorResult], seconds: float) -> EstimatorResult:
-    """The composite result of per-part results: the weighted sum, or the first part's failure."""
-    values: dict[str, float] = {}
-    for part in parts:
-        res = results[part.name]
-        if not res.ok or res.score is None:
-            return EstimatorResult(None, seconds, "failed", f"{part.name} failed: {res.error}")
-        values[part.name] = res.score
-    total = 0.0
-    for part in parts:
-        if part.normalisation is None:
-            raise EvonasError(f"composite part {part.name!r} has no normalisation; resolve the settings first")
-        total += part.weight * part.normalisation(values[part.name])
-    if not math.isfinite(total):
-        return EstimatorResult(None, seconds, "failed", f"non-finite composite score ({total})")
-    return EstimatorResult(total, seconds, extra={"parts": values})
+def share_passes(members: Mapping[str, Estimator]) -> list[Group]:
+    """Estimators grouped so each group runs on one network: every estimator that reads the shared
+    pass together (what it reads does not depend on its settings), every other one on its own."""
+    readers = [(name, est) for name, est in members.items() if est.shared_pass_reads]
+    alone = [[(name, est)] for name, est in members.items() if not est.shared_pass_reads]
+    return ([readers] if readers else []) + alone
+
+
+def run_groups(groups: Sequence[Group], network: Network, batches: Sequence[Batch]) -> dict[str, EstimatorResult]:
+    """Every estimator's own result, each group on a fresh ``network()`` with one shared pass."""
+    results = {}
+    for group in groups:
+        reads = frozenset().union(*(est.shared_pass_reads for _, est in group))
+        with network() as (model, units), shared_pass(reads):
+            for name, est in group:
+                results[name] = est.evaluate(model, batches[:est.num_batches], units)
+    return results
+
+
+@contextmanager
+def _untouched_copy(model: nn.Module, units: Sequence[nn.Module] | None
+                    ) -> Iterator[tuple[nn.Module, Sequence[nn.Module] | None]]:
+    """A deep copy of ``model`` (and of its depth units), scored on torch's RNG as it was on entry,
+    so every group draws the random numbers it would draw alone."""
+    memo: dict[int, Any] = {}
+    clone = copy.deepcopy(model, memo)
+    cuda = sorted({p.device.index or 0 for p in clone.parameters() if p.device.type == "cuda"})
+    with torch.random.fork_rng(devices=cuda):
+        yield clone, None if units is None else [copy.deepcopy(u, memo) for u in units]
+
+
+class Composite(Estimator):
+    """A weighted sum of normalised registered estimators, itself an ``Estimator``.
+
+    ``parse_composite("sweet+jacov=0.5")`` gives the class (its class attributes answer what
+    callers ask any estimator class); an instance takes the resolved ``estimator_settings``:
+    ``parts`` (name, weight, settings, normalisation of each) and ``reference`` (where the
+    normalisation came from). On a given model every group of parts (the shared-pass readers
+    together, every other part alone) scores its own deep copy, so each part's score is its
+    score alone on that model and the caller's model is left untouched.
+    """
+
+    #: ``(name, weight)`` of every part, in order; set by ``composite_class``.
+    parts: ClassVar[tuple[tuple[str, float], ...]] = ()
+    names: ClassVar[tuple[str, ...]] = ()
+    higher_is_better: ClassVar[bool] = True
+
+    def __init__(self, parts: Sequence[Mapping[str, Any]] = (), reference: Mapping[str, Any] | None = None) -> None:
+        if not self.parts:
+            raise TypeError("make a composite class with parse_composite(spec) first")
+        if [p.get("name") if isinstance(p, Mapping) else None for p in parts] != list(self.names):
+            raise EvonasError(f"settings of composite {self.name!r} must list its parts {list(self.names)} in order; "
+                              "resolve them with evonas.scoring.resolve_scoring")
+        self.resolved: tuple[Part, ...] = tuple(
+            Part(name, weight, dict(entry.get("settings") or {}),
+                 None if entry.get("normalisation") is None else Normalisation.from_dict(name, entry["normalisation"]))
+            for entry, (name, weight) in zip(parts, self.parts))
+        self.reference = dict(reference or {})
+        self.groups = share_passes({p.name: estimators.get(p.name, **p.settings) for p in self.resolved})
+
+    def settings(self) -> dict[str, Any]:
+        return composite_settings(self.resolved, self.reference)
+
+    def part_results(self, model: nn.Module, batches: Sequence[Batch],
+                     depth_units: Sequence[nn.Module] | None = None) -> dict[str, EstimatorResult]:
+        """Each part's own result on ``model`` (each group on a deep copy)."""
+        return run_groups(self.groups, lambda: _untouched_copy(model, depth_units), batches)
+
+    def evaluate(self, model: nn.Module, batches: Sequence[Batch],
+                 depth_units: Sequence[nn.Module] | None = None) -> EstimatorResult:
+        start = time.perf_counter()
+        results = self.part_results(model, batches, depth_units)
+        return self.combine(results, time.perf_counter() - start)
+
+    def score(self, model: nn.Module, batches: Sequence[Batch], depth_units: Sequence[nn.Module] | None = None) -> float:
+        result = self.evaluate(model, batches, depth_units)
+        if not result.ok or result.score is None:
+            raise EstimatorError(result.error or "failed")
+        return result.score
+
+    def combine(self, results: Mapping[str, EstimatorResult], seconds: float) -> EstimatorResult:
+        """The composite result of per-part results: the weighted sum, or the first part's failure.
+
+        A part retried at a smaller batch after running out of memory marks the composite too.
+        """
+        retried = [r.extra["batch_size"] for r in results.values() if r.extra.get("oom_retry")]
+        extra: dict[str, Any] = {"oom_retry": True, "batch_size": min(retried)} if retried else {}
+        values: dict[str, float] = {}
+        for part in self.resolved:
+            res = results[part.name]
+            if not res.ok or res.score is None:
+                return EstimatorResult(None, seconds, "failed", f"{part.name} failed: {res.error}", extra)
+            values[part.name] = res.score
+        total = 0.0
+        for part in self.resolved:
+            if part.normalisation is None:
+                raise EvonasError(f"composite part {part.name!r} has no normalisation; resolve the settings first")
+            total += part.weight * part.normalisation(values[part.name])
+        if not math.isfinite(total):
+            return EstimatorResult(None, seconds, "failed", f"non-finite composite score ({total})", extra)
+        return EstimatorResult(total, seconds, extra={"parts": values, **extra})
+
+
+def composite_class(parts: tuple[tuple[str, float], ...]) -> type[Composite]:
+    """The ``Composite`` subclass of these ``(name, weight)`` parts (registered estimators)."""
+    registry = estimators.available()
+    classes = [registry[name] for name, _ in parts]
+    names = tuple(name for name, _ in parts)
+    name = SEPARATOR.join(n if w == 1.0 else f"{n}{WEIGHT_MARK}{w:g}" for n, w in parts)
+    return type(f"Composite[{name}]", (Composite,), {
+        "__module__": __name__, "name": name, "parts": parts, "names": names,
+        "description": f"composite: weighted sum of log-CDF-normalised {', '.join(names)}",
+        "needs_calibration": any(c.needs_calibration for c in classes),
+        "needs_data": any(c.needs_data for c in classes),
+        "needs_labels": any(c.needs_labels for c in classes),
+        "num_batches": max(c.num_batches for c in classes),
+    })
+
+
+def estimator_class(name: str) -> type[Estimator]:
+    """The registered estimator class, or a composite's ``Composite`` class; a one-line error otherwise."""
+    if is_composite(name):
+        return parse_composite(name)
+    cls = estimators.available().get(name)
+    if cls is None:
+        estimators.get(name)  # raises with the list of registered names
+    return cls
+
+
+def make_estimator(name: str, settings: Mapping[str, Any]) -> Estimator:
+    """An instance of a single or composite estimator from its (resolved) ``estimator_settings``."""
+    return estimator_class(name)(**settings)

@@ -2,8 +2,9 @@
 estimator options and resolves the Sweetimator interval (given, or calibrated and cached)
 and a composite's normalisation (given, or computed from the cached calibration-sample scores).
 
-Search, correlate and the API all go through ``resolve_scoring``, so an option is accepted or
-refused the same way everywhere, and the settings a run records are the ones it scored with.
+Search, correlate and the API all go through ``resolve_scoring`` (``resolve_estimator_settings``
+for a model outside any space), so an option is accepted or refused the same way everywhere,
+and the settings a run records are the ones it scored with.
 """
 from __future__ import annotations
 
@@ -16,25 +17,18 @@ from estimators.sweet import check_interval
 from evonas.data import ImageDataset
 from evonas.errors import EvonasError
 from evonas.scoring.calibration import calibration_for, reference_scores
-from evonas.scoring.composite import CompositeSpec, Normalisation, Part, composite_settings, is_composite, parse_composite
+from evonas.scoring.composite import Composite, Normalisation, Part, composite_settings, estimator_class
 from evonas.settings import DEFAULT_CALIBRATION_ARCHS, ScoringSettings, check_batch_policy
 
-
-def estimator_class(name: str) -> type[estimators.Estimator] | CompositeSpec:
-    """The registered estimator class, or a composite's spec (it answers the same class-level
-    questions: ``higher_is_better``, ``needs_calibration``, ...); a one-line error otherwise."""
-    if is_composite(name):
-        return parse_composite(name)
-    cls = estimators.available().get(name)
-    if cls is None:
-        estimators.get(name)  # raises with the list of registered names
-    return cls
+#: Finds the interval when none is given (calibrates, or raises saying how to get one).
+FindInterval = Callable[[], tuple[float, float]]
+#: Finds a composite's normalisation from its parts' resolved settings, and where it came from.
+FindNormalisation = Callable[[dict[str, dict[str, Any]]], tuple[dict[str, Normalisation], dict[str, Any]]]
 
 
 def canonical_name(name: str) -> str:
     """A single estimator's name, or a composite's canonical spelling (``jacov=1.0`` -> ``jacov``)."""
-    spec = estimator_class(name)
-    return spec.name if isinstance(spec, CompositeSpec) else name
+    return estimator_class(name).name or name
 
 
 def parse_estimators(text: str) -> list[str]:
@@ -45,6 +39,14 @@ def parse_estimators(text: str) -> list[str]:
     return names
 
 
+def checked_interval(interval: Any) -> tuple[float, float]:
+    """A given interval as ``(lo, hi)``, or a one-line error saying what is wrong."""
+    try:
+        return check_interval(interval, "--interval")
+    except EstimatorError as exc:
+        raise EvonasError(str(exc)) from None
+
+
 def resolve_interval(
     space: str, dataset: str, data_dir: str | None, batch_size: int, seed: int,
     override: tuple[float, float] | None = None, progress: Callable[[int, int], None] | None = None,
@@ -52,11 +54,32 @@ def resolve_interval(
 ) -> tuple[float, float]:
     """``override`` when given (checked), else the cached or freshly computed calibration."""
     if override is not None:
-        try:
-            return check_interval(override, "--interval")
-        except EstimatorError as exc:
-            raise EvonasError(str(exc)) from None
+        return checked_interval(override)
     return calibration_for(space, dataset, data_dir, batch_size, seed, progress=progress, data=data).interval
+
+
+def resolve_estimator_settings(
+    estimator: str, *, interval: tuple[float, float] | None, estimator_settings: dict[str, Any] | None,
+    find_interval: FindInterval, find_normalisation: FindNormalisation,
+) -> dict[str, Any]:
+    """The complete, checked ``estimator_settings`` of a single or composite estimator.
+
+    ``interval`` is only for estimators that need one (the Sweetimator family); giving it to
+    another estimator is an error, not silently ignored; without it ``find_interval()`` gives it.
+    """
+    cls = estimator_class(estimator)
+    if issubclass(cls, Composite):
+        return _composite(cls, interval, estimator_settings or {}, find_interval, find_normalisation)
+    settings = dict(estimator_settings or {})
+    if cls.needs_calibration:
+        settings["interval"] = list(checked_interval(interval) if interval is not None else find_interval())
+    elif interval is not None:
+        raise EvonasError(f"--interval only applies to the Sweetimator family, not {estimator!r}")
+    try:
+        instance = estimators.get(estimator, **settings)
+    except (TypeError, EstimatorError) as exc:
+        raise EvonasError(f"bad settings for estimator {estimator!r}: {exc}") from None
+    return {**settings, **instance.settings()}
 
 
 def resolve_scoring(
@@ -76,74 +99,61 @@ def resolve_scoring(
 ) -> ScoringSettings:
     """Complete scoring settings: estimator options checked, interval resolved, build options filled.
 
-    ``interval`` is only for estimators that need one (the Sweetimator family); giving it to
-    another estimator is an error, not silently ignored.
+    A missing interval is calibrated on the space (cached); a composite's missing normalisation
+    comes from its parts' scores on the calibration sample (cached), under this very scoring setup.
     """
     check_batch_policy(batch_policy)
-    cls = estimator_class(estimator)
-    build = search_spaces.get(space).proxy_options() if build_options is None else build_options
-    if isinstance(cls, CompositeSpec):
-        return ScoringSettings(
-            space=space, estimator=cls.name, dataset=dataset, data_dir=data_dir, batch_size=batch_size,
-            batch_policy=batch_policy, seed=seed, build_options=dict(build),
-            estimator_settings=_composite(cls, space, dataset, data_dir, batch_size, seed, interval,
-                                          estimator_settings or {}, dict(build), calibration_progress, data),
-        )
-    settings = dict(estimator_settings or {})
-    if cls.needs_calibration:
-        settings["interval"] = list(resolve_interval(space, dataset, data_dir, batch_size, seed, interval,
-                                                     calibration_progress, data))
-    elif interval is not None:
-        raise EvonasError(f"--interval only applies to the Sweetimator family, not {estimator!r}")
-    try:
-        instance = estimators.get(estimator, **settings)
-    except (TypeError, EstimatorError) as exc:
-        raise EvonasError(f"bad settings for estimator {estimator!r}: {exc}") from None
+    build = dict(search_spaces.get(space).proxy_options() if build_options is None else build_options)
+
+    def find_interval() -> tuple[float, float]:
+        return resolve_interval(space, dataset, data_dir, batch_size, seed, None, calibration_progress, data)
+
+    def find_normalisation(parts: dict[str, dict[str, Any]]) -> tuple[dict[str, Normalisation], dict[str, Any]]:
+        scores = reference_scores(space, parts, dataset, data_dir, batch_size, seed, build,
+                                  progress=calibration_progress, data=data)
+        return ({name: Normalisation.from_scores(name, scores[name]) for name in parts},
+                {"sample": "calibration", "num_archs": DEFAULT_CALIBRATION_ARCHS, "seed": seed})
+
+    settings = resolve_estimator_settings(estimator, interval=interval, estimator_settings=estimator_settings,
+                                          find_interval=find_interval, find_normalisation=find_normalisation)
     return ScoringSettings(
-        space=space, estimator=estimator, estimator_settings={**settings, **instance.settings()},
-        dataset=dataset, data_dir=data_dir, batch_size=batch_size, batch_policy=batch_policy, seed=seed,
-        build_options=dict(build),
+        space=space, estimator=canonical_name(estimator), estimator_settings=settings, dataset=dataset,
+        data_dir=data_dir, batch_size=batch_size, batch_policy=batch_policy, seed=seed, build_options=build,
     )
 
 
 def _composite(
-    spec: CompositeSpec, space: str, dataset: str, data_dir: str | None, batch_size: int, seed: int,
-    interval: tuple[float, float] | None, given: dict[str, Any], build: dict[str, Any],
-    progress: Callable[[int, int], None] | None, data: ImageDataset | None,
+    cls: type[Composite], interval: tuple[float, float] | None, given: dict[str, Any],
+    find_interval: FindInterval, find_normalisation: FindNormalisation,
 ) -> dict[str, Any]:
     """A composite's settings: each part resolved like a single estimator, then normalised.
 
     ``given`` may hold ``components`` (per-part options by name) and ``normalisation`` (per-part
-    ``{transform, center, scale, unit}``, all parts); without it the normalisation is computed from
-    each part's scores on the calibration sample (cached), under this very scoring setup.
+    ``{transform, center, scale, unit}``, all parts); without it ``find_normalisation`` measures it.
     """
     unknown = sorted(set(given) - {"components", "normalisation"})
     if unknown:
-        raise EvonasError(f"composite {spec.name!r} takes the settings components and normalisation, "
+        raise EvonasError(f"composite {cls.name!r} takes the settings components and normalisation, "
                           f"not {', '.join(unknown)}")
-    if interval is not None and not spec.needs_calibration:
-        raise EvonasError(f"--interval only applies to the Sweetimator family, not to any part of {spec.name!r}")
+    if interval is not None and not cls.needs_calibration:
+        raise EvonasError(f"--interval only applies to the Sweetimator family, not to any part of {cls.name!r}")
     options = given.get("components") or {}
-    extra = sorted(set(options) - set(spec.names))
+    extra = sorted(set(options) - set(cls.names))
     if extra:
-        raise EvonasError(f"components {', '.join(extra)} are not parts of composite {spec.name!r}")
-    resolved = {}
-    for name in spec.names:
-        single = resolve_scoring(space, name, dataset=dataset, data_dir=data_dir, batch_size=batch_size, seed=seed,
-                                 interval=interval if estimator_class(name).needs_calibration else None,
-                                 estimator_settings=options.get(name), build_options=build,
-                                 calibration_progress=progress, data=data)
-        resolved[name] = single.estimator_settings
+        raise EvonasError(f"components {', '.join(extra)} are not parts of composite {cls.name!r}")
+    resolved = {
+        name: resolve_estimator_settings(
+            name, interval=interval if estimator_class(name).needs_calibration else None,
+            estimator_settings=options.get(name), find_interval=find_interval, find_normalisation=find_normalisation)
+        for name in cls.names
+    }
     norms = given.get("normalisation")
     if norms is not None:
-        if not isinstance(norms, dict) or sorted(norms) != sorted(spec.names):
-            raise EvonasError(f"normalisation of composite {spec.name!r} must give every part: {', '.join(spec.names)}")
-        fixed = {name: Normalisation.from_dict(name, norms[name]) for name in spec.names}
+        if not isinstance(norms, dict) or sorted(norms) != sorted(cls.names):
+            raise EvonasError(f"normalisation of composite {cls.name!r} must give every part: {', '.join(cls.names)}")
+        fixed = {name: Normalisation.from_dict(name, norms[name]) for name in cls.names}
         reference: dict[str, Any] = {"given": True}
     else:
-        scores = reference_scores(space, resolved, dataset, data_dir, batch_size, seed, build, progress=progress,
-                                  data=data)
-        fixed = {name: Normalisation.from_scores(name, scores[name]) for name in spec.names}
-        reference = {"sample": "calibration", "num_archs": DEFAULT_CALIBRATION_ARCHS, "seed": seed}
-    parts = [Part(name, weight, resolved[name], fixed[name]) for name, weight in spec.parts]
-    return composite_settings(parts, reference)
+        fixed, reference = find_normalisation(resolved)
+    return composite_settings([Part(name, weight, resolved[name], fixed[name]) for name, weight in cls.parts],
+                              reference)

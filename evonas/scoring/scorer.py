@@ -3,9 +3,9 @@
 A ``Scorer`` loads its dataset once and keeps the fixed batches, so a worker turns many
 genotype strings into scores without reloading anything. Weights are seeded per cell
 inside a forked torch RNG, so scoring never changes the caller's global random state.
-A composite's parts each get the cell's freshly seeded network, as if scored alone, except
-that the parts reading the shared pass (the Sweetimator variants' weight gradients, jacov's and
-epe_nas's input Jacobian) share one network and one forward pass.
+A composite's parts (``Composite.groups``) each get the cell's freshly seeded network, as if
+scored alone, except that the parts reading the shared pass (the Sweetimator variants' weight
+gradients, jacov's and epe_nas's input Jacobian) share one network and one forward pass.
 """
 from __future__ import annotations
 
@@ -16,12 +16,10 @@ from typing import Any, Iterator
 import networkx as nx
 import torch
 
-import estimators
 import search_spaces
-from estimators.base import Batch, Estimator, EstimatorResult
-from estimators._shared_pass import shared_pass
+from estimators.base import Batch, EstimatorResult
 from evonas.data import ImageDataset, load_dataset, sample_batch
-from evonas.scoring.composite import Part, combine, is_composite, parts_from_settings
+from evonas.scoring.composite import Composite, Group, make_estimator, run_groups
 from evonas.seeding import batches_seed, init_seed
 from evonas.settings import ScoringSettings, check_batch_policy
 from search_spaces.base import SearchSpace
@@ -60,22 +58,20 @@ class Scorer:
         self.config = config
         self.device = torch.device(device)
         self.space = search_spaces.get(config.space)
-        #: A composite's parts (None for a single estimator); their normalisation may be unset
+        #: A single estimator or a ``Composite``; a composite's normalisation may be unset
         #: while the calibration sample is scored part by part (``score_parts``).
-        self.parts: list[Part] | None = None
-        self.estimator: Estimator | None = None  # a single estimator (None for a composite)
-        self._composite_groups: list[list[tuple[str, Estimator]]] = []
-        if is_composite(config.estimator):
-            self.parts = parts_from_settings(config.estimator, config.estimator_settings)
-            members = {p.name: estimators.get(p.name, **p.settings) for p in self.parts}
-            self._composite_groups = _share_passes(members)
-            self.num_batches = max(m.num_batches for m in members.values())
-        else:
-            self.estimator = estimators.get(config.estimator, **config.estimator_settings)
-            self.num_batches = self.estimator.num_batches
+        self.estimator = make_estimator(config.estimator, config.estimator_settings)
+        self.num_batches = self.estimator.num_batches
         self.dataset = dataset or load_dataset(config.dataset, split="train", data_dir=config.data_dir)
         self.build_options = dict(self.space.proxy_options() if config.build_options is None else config.build_options)
         self._fixed = self._draw(None) if config.batch_policy == "fixed" else None
+
+    @property
+    def groups(self) -> list[Group]:
+        """The estimators that each run on one network: a composite's groups, or the single estimator."""
+        if isinstance(self.estimator, Composite):
+            return self.estimator.groups
+        return [[(self.config.estimator, self.estimator)]]
 
     def _draw(self, eval_id: int | None) -> list[Batch]:
         return fixed_batches(self.dataset, self.config.batch_size, self.num_batches, self.config.seed,
@@ -101,34 +97,25 @@ class Scorer:
         """
         graph = self.space.from_str(genotype)
         key = self.space.canonical_key(graph)
-        batches = self.batches(eval_id)
-        results = {}
-        groups = self._composite_groups if self.estimator is None else [[(self.config.estimator, self.estimator)]]
-        for group in groups:
-            reads = frozenset().union(*(est.shared_pass_reads for _, est in group))
-            with seeded_rng(init_seed(self.config.seed, key), self.device), shared_pass(reads):
+
+        @contextlib.contextmanager
+        def network() -> Iterator[tuple[torch.nn.Module, list[torch.nn.Module]]]:
+            with seeded_rng(init_seed(self.config.seed, key), self.device):
                 model = build_model(self.space, graph, self.dataset.num_classes, self.build_options, self.device)
                 model.train()
-                units = self.space.depth_units(model)
-                for name, est in group:
-                    results[name] = est.evaluate(model, batches[:est.num_batches], units)
-        return key, results
+                yield model, self.space.depth_units(model)
+
+        return key, run_groups(self.groups, network, self.batches(eval_id))
 
     def score(self, genotype: str, eval_id: int = 0) -> EstimatorResult:
-        """Score one genotype string; failures come back as a failed result, never raise."""
+        """Score one genotype string; failures come back as a failed result. Only running out of
+        memory again at half the batch raises (``Estimator.evaluate``), for the executor to retry."""
         start = time.perf_counter()
         key, results = self.score_parts(genotype, eval_id)
-        if self.parts is None:
-            [result] = results.values()
+        if isinstance(self.estimator, Composite):
+            result = self.estimator.combine(results, time.perf_counter() - start)
         else:
-            result = combine(self.parts, results, time.perf_counter() - start)
+            [result] = results.values()
         result.extra["key"] = key
         return result
 
-
-def _share_passes(members: dict[str, Estimator]) -> list[list[tuple[str, Estimator]]]:
-    """Estimators grouped so each group runs on one network: every estimator that reads the shared
-    pass together (what it reads does not depend on its settings), every other one on its own."""
-    readers = [(name, est) for name, est in members.items() if est.shared_pass_reads]
-    alone = [[(name, est)] for name, est in members.items() if not est.shared_pass_reads]
-    return ([readers] if readers else []) + alone

@@ -9,10 +9,9 @@ where the same data lives.
 """
 from __future__ import annotations
 
-import hashlib
-import json
 from typing import Any, Iterable, Mapping
 
+from evonas.scoring.fingerprint import digest
 from evonas.settings import ScoringSettings
 
 #: ScoringSettings fields that do not change a score.
@@ -21,9 +20,7 @@ _NOT_SCORE_AFFECTING = ("data_dir",)
 
 def scoring_fingerprint(config: ScoringSettings) -> str:
     """A short stable hash of everything in ``config`` that changes a score."""
-    data = {k: v for k, v in config.to_dict().items() if k not in _NOT_SCORE_AFFECTING}
-    text = json.dumps(data, sort_keys=True, default=str)
-    return hashlib.sha256(text.encode()).hexdigest()[:16]
+    return digest({k: v for k, v in config.to_dict().items() if k not in _NOT_SCORE_AFFECTING})
 
 
 class ScoreCache:

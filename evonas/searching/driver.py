@@ -1,19 +1,21 @@
-"""The search driver: settings -> (space, estimator, executor) -> aging evolution or NSGA-II -> run record.
+"""The search driver: settings -> (space, estimator, executor) -> a search strategy -> run record.
 
 ``start_search`` and ``resume_search`` both return the run folder's path, so a caller
 (the CLI, the API, a later ``--train-top K`` step) can go on from the finished run.
 
-The loop is asynchronous steady-state: every worker gets a job, and whenever a result
-comes back it is recorded and the next child is submitted. A child whose canonical key
+The strategy (aging evolution, NSGA-II, random search or a plug-in: ``evonas.searching.registry``)
+is used only through the ``Strategy`` interface, so every strategy gets the same loop, cache,
+constraints and resume. The loop is asynchronous steady-state: every worker gets a job, and
+whenever a result comes back it is recorded and the next child is submitted. A child whose canonical key
 was already scored is answered from the score cache at once (it still counts as an
 evaluation). Each finished evaluation is appended to ``history.jsonl`` *before* the
-evolution state changes, and the checkpoint says how many history lines it covers, so a
+strategy's state changes, and the checkpoint says how many history lines it covers, so a
 resume (even after kill -9) replays exactly the lines written after the checkpoint:
 no finished evaluation is lost or repeated, and jobs still in flight are submitted again.
 
 With constraints or cost objectives, each child's costs (``evonas.costs``) are computed before
 it is submitted. A child over a constraint gets an ``infeasible`` history line and is neither
-scored nor told to the evolution nor counted against the budget; the checkpoint records how many
+scored nor told to the strategy nor counted against the budget; the checkpoint records how many
 lines (not only evaluations) it covers.
 """
 from __future__ import annotations
@@ -25,21 +27,22 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Callable
 
-import search_spaces
 from evonas.costs import CostModel, LatencySettings, LatencyTable, check_satisfiable, latency_table, violations
 from evonas.errors import EvonasError
 from evonas.execution import Executor, JobResult, make_executor
 from evonas.runs import RunRecord, Tally, default_run_name
 from evonas.scoring import estimator_class, resolve_scoring
 from evonas.searching.board import Board
+from evonas.searching import registry
+from evonas.searching.ask_tell import EXTERNAL
 from evonas.searching.cache import ScoreCache, scoring_fingerprint
-from evonas.searching.evolution import AgingEvolution, Proposal
-from evonas.searching.nsga2 import NSGA2
+from evonas.searching.checkpoint import checkpoint_data, lines_covered, load_state, next_id, replay, still_pending
 from evonas.searching.pareto import hypervolume, plot_front
+from evonas.searching.resolving import resolve_settings
+from evonas.searching.strategy import Proposal, Strategy, StrategyContext
 from evonas.seeding import resume_seed
 from evonas.settings import ScoringSettings, SearchSettings
 
-CHECKPOINT_FORMAT = 1
 #: Settings a resume may change: they decide how long or where the run goes on, not what it computes.
 RESUME_OVERRIDES = ("budget", "time_limit", "executor", "workers", "gpus_per_worker", "address", "ship_data",
                     "jobs_per_call", "checkpoint_every", "checkpoint_seconds")
@@ -83,15 +86,6 @@ def scoring_settings(settings: SearchSettings, interval_progress: Callable[[int,
     )
 
 
-def _make_evolution(settings: SearchSettings) -> AgingEvolution:
-    space, higher = search_spaces.get(settings.space), estimator_class(settings.estimator).higher_is_better
-    if settings.algorithm == "nsga2":
-        return NSGA2(space, settings.population, settings.sample, settings.seed, settings.cost_objectives,
-                     higher_is_better=higher, warmup=settings.warmup)
-    return AgingEvolution(space, settings.population, settings.sample, settings.seed,
-                          higher_is_better=higher, warmup=settings.warmup)
-
-
 def latency_settings(settings: SearchSettings) -> LatencySettings:
     """What the search's latency table is measured under."""
     return LatencySettings(settings.space, settings.dataset, settings.latency_device,
@@ -115,14 +109,14 @@ def start_search(
     interval_progress: Callable[[int, int], None] | None = None,
 ) -> Path:
     """Run a new search to its budget; returns the run folder."""
-    settings = settings.resolved()
+    settings = resolve_settings(settings)
     table = latency_table(latency_settings(settings))[0] if "latency" in settings.costs_needed else None
     costs = _cost_model(settings, table)
     if costs is not None:
         check_satisfiable(costs, settings.constraints)
     scoring = scoring_settings(settings, interval_progress)
-    evolution = _make_evolution(settings)
     est_cls = estimator_class(settings.estimator)
+    strategy = registry.create(settings.algorithm, StrategyContext.from_settings(settings, est_cls.higher_is_better))
     executor = executor_factory(scoring, settings)  # fails early (data, Ray address) before any folder exists
     try:
         record = RunRecord.create(run_dir or Path(runs_root) / default_run_name(settings.space, settings.estimator))
@@ -132,7 +126,7 @@ def start_search(
         }, scoring_fingerprint(scoring))
         if table is not None:
             record.write_latency_table(table.to_dict())
-        driver = _Driver(record, settings, scoring, evolution, lambda *_: executor, progress, costs=costs)
+        driver = _Driver(record, settings, scoring, strategy, lambda *_: executor, progress, costs=costs)
         driver.checkpoint()
     except BaseException:
         executor.close()
@@ -149,6 +143,9 @@ def resume_search(
     """Continue a stopped or killed run from its checkpoint plus the history written after it."""
     record = RunRecord.open(run_dir)
     recorded = record.settings()
+    if recorded.search.estimator == EXTERNAL:
+        raise EvonasError(f"{record.path} holds an ask/tell loop (you score its cells); continue it with "
+                          f"evonas.ask_tell({str(record.path)!r})")
     changes = {k: v for k, v in (overrides or {}).items() if v is not None}
     unknown = sorted(set(changes) - set(RESUME_OVERRIDES))
     if unknown:
@@ -156,16 +153,13 @@ def resume_search(
                           f"not {', '.join(unknown)}")
     if {"workers", "address"} & changes.keys() and "executor" not in changes:
         changes["executor"] = None  # re-derive local/ray from the new worker settings
-    settings = replace(recorded.search, **changes).resolved()
+    settings = resolve_settings(replace(recorded.search, **changes))
     checkpoint = record.read_checkpoint()
     history = record.read_history(repair=True)
-    evolution = _make_evolution(settings)
-    try:
-        evolution.load_state_dict(checkpoint["evolution"])
-    except (KeyError, TypeError, ValueError) as exc:
-        raise EvonasError(f"checkpoint {record.checkpoint_path} does not fit this run ({exc}); "
-                          "the run cannot be resumed") from None
-    covered = _lines_covered(checkpoint)
+    higher = estimator_class(settings.estimator).higher_is_better
+    strategy = registry.create(settings.algorithm, StrategyContext.from_settings(settings, higher))
+    load_state(strategy, checkpoint, record.checkpoint_path)
+    covered = lines_covered(checkpoint)
     done = sum(rec.get("status") != "infeasible" for rec in history)
     if settings.budget is not None and settings.budget < done:
         raise EvonasError(f"this run already has {done} evaluations; a --budget below that cannot apply")
@@ -173,14 +167,9 @@ def resume_search(
         raise EvonasError(f"{record.history_path} has {len(history)} lines but the checkpoint covers "
                           f"{covered}; the history was truncated and the run cannot be resumed")
     table = LatencyTable.from_dict(record.read_latency_table()) if "latency" in settings.costs_needed else None
-    driver = _Driver(record, settings, recorded.scoring, evolution, executor_factory, progress, history, checkpoint,
+    driver = _Driver(record, settings, recorded.scoring, strategy, executor_factory, progress, history, checkpoint,
                      costs=_cost_model(settings, table))
     return driver.run()
-
-
-def _lines_covered(checkpoint: dict[str, Any]) -> int:
-    """History lines a checkpoint covers (runs before constraints counted only evaluations)."""
-    return int(checkpoint.get("lines", checkpoint["evaluations"]))
 
 
 class _Driver:
@@ -191,21 +180,21 @@ class _Driver:
         record: RunRecord,
         settings: SearchSettings,
         scoring: ScoringSettings,
-        evolution: AgingEvolution,
+        strategy: Strategy,
         executor_factory: ExecutorFactory,
         progress: ProgressCallback | None,
         history: list[dict[str, Any]] | None = None,
         checkpoint: dict[str, Any] | None = None,
         costs: CostModel | None = None,
     ) -> None:
-        self.record, self.settings, self.scoring, self.evolution = record, settings, scoring, evolution
+        self.record, self.settings, self.scoring, self.strategy = record, settings, scoring, strategy
         self.executor_factory = executor_factory
         self.executor: Executor | None = None
         self.progress = progress
         self.cache = ScoreCache(scoring)
         self.costs = costs
         self.infeasible_streak = 0
-        self.tally = Tally(evolution.higher_is_better, settings.cost_objectives)
+        self.tally = Tally(strategy.higher_is_better, settings.cost_objectives)
         self.first_points: list[tuple[float, ...]] = []  # the hypervolume's reference comes from these
         self.pending: dict[int, Proposal] = {}
         self.resubmit: list[tuple[int, Proposal]] = []
@@ -220,25 +209,20 @@ class _Driver:
 
     # ---- resume -------------------------------------------------------------------
     def _restore(self, history: list[dict[str, Any]], checkpoint: dict[str, Any]) -> None:
-        covered = _lines_covered(checkpoint)
-        for rec in history[covered:]:
-            if rec["status"] != "infeasible":
-                self.evolution.tell(rec["id"], rec["genotype"], rec["key"], rec["score"] if rec["status"] == "ok" else None,
-                                    rec.get("costs"))
+        covered = lines_covered(checkpoint)
+        replay(self.strategy, history[covered:])
         if len(history) > covered:
             # The draws made after the checkpoint cannot be replayed; continue from a stream
             # that is still a pure function of the run seed and the evaluations done.
-            self.evolution.rng.seed(resume_seed(self.settings.seed, len(history)))
+            self.strategy.reseed(resume_seed(self.settings.seed, len(history)))
         self.cache.fill(history)
         if self.costs is not None:
             self.costs.fill(history)
         for rec in history:
             self.tally.add(rec)
             self._note_point(rec)
-        finished = {rec["id"] for rec in history}
-        self.next_id = max([int(checkpoint["next_id"]), *(i + 1 for i in finished)])
-        self.resubmit = [(int(i), Proposal(**p)) for i, p in sorted(checkpoint["pending"].items(), key=lambda kv: int(kv[0]))
-                         if int(i) not in finished]
+        self.next_id = next_id(checkpoint, history)
+        self.resubmit = still_pending(checkpoint, history)
         self.elapsed_before = max([float(checkpoint.get("elapsed", 0.0)), *(rec.get("t", 0.0) for rec in history[-1:])])
 
     # ---- the loop -----------------------------------------------------------------
@@ -276,7 +260,7 @@ class _Driver:
     def _fill(self) -> None:
         """Give every idle worker a child; cached children are answered on the spot."""
         while self.executor.pending() < self.executor.num_workers and self._may_submit():
-            proposal = self.evolution.propose()
+            proposal = self.strategy.propose()
             job_id, self.next_id = self.next_id, self.next_id + 1
             if self.costs is not None and self._infeasible(job_id, proposal):
                 continue
@@ -321,32 +305,32 @@ class _Driver:
         if status == "ok" and (score is None or not math.isfinite(score)):
             status, score, error = "failed", None, f"non-finite score ({score})"
         self._record(result.job_id, proposal, score if status == "ok" else None, result.seconds,
-                     result.worker, status, error, cache_hit=False)
+                     result.worker, status, error, cache_hit=False, notes=result.notes)
 
     def _record(self, job_id: int, proposal: Proposal, score: float | None, seconds: float, worker: str,
-                status: str, error: str | None, cache_hit: bool) -> None:
-        """History line first (durable), then evolution, cache, counters, TensorBoard, progress."""
+                status: str, error: str | None, cache_hit: bool, notes: dict[str, Any] | None = None) -> None:
+        """History line first (durable), then strategy, cache, counters, TensorBoard, progress."""
         line = {
             "id": job_id, "genotype": proposal.genotype, "key": proposal.key, "parent": proposal.parent,
             "score": score, "seconds": round(seconds, 6), "worker": worker, "status": status,
-            "cache_hit": cache_hit, "error": error, "t": round(self.elapsed(), 3),
+            "cache_hit": cache_hit, "error": error, "t": round(self.elapsed(), 3), **(notes or {}),
         }
         costs = None if self.costs is None else self.costs(proposal.genotype, proposal.key)
         if costs is not None:
             line["costs"] = costs
         self.record.append_history(line)
-        best_before = self.evolution.best
-        member = self.evolution.tell(job_id, proposal.genotype, proposal.key, score, costs)
+        best_before = self.strategy.best
+        self.strategy.tell(job_id, proposal.genotype, proposal.key, score, costs)
         if status == "ok":
             self.cache.put(proposal.key, score)
         self.tally.add(line)
         self._note_point(line)
         self.session_done += 1
         done = self.tally.evaluations
-        best = self.evolution.best
-        self.board.step(done, self.evolution.statistics, best.score if best else None, self.rate(),
+        best = self.strategy.best
+        self.board.step(done, self.strategy.statistics, best.score if best else None, self.rate(),
                         self.tally.cache_hit_rate)
-        if member is not None and best is not None and best is not best_before:
+        if best is not None and (best_before is None or best.eval_id != best_before.eval_id):
             self.board.best(done, best.genotype, best.score)
         if len(self.first_points) == self.settings.population and self.tally.front_costs:
             self.board.hypervolume(done, hypervolume(self.tally.front_points(), self._reference()))
@@ -361,7 +345,7 @@ class _Driver:
         """Keep the objective vectors of the first P scored cells (the hypervolume's reference)."""
         if (self.tally.front_costs and line.get("status") == "ok" and line.get("score") is not None
                 and len(self.first_points) < self.settings.population):
-            sign = -1.0 if self.evolution.higher_is_better else 1.0
+            sign = -1.0 if self.strategy.higher_is_better else 1.0
             self.first_points.append((sign * line["score"], *(line["costs"][n] for n in self.tally.front_costs)))
 
     def _reference(self) -> tuple[float, ...]:
@@ -378,17 +362,10 @@ class _Driver:
         """Atomically save the state covering every history line written so far (synced first:
         a checkpoint never counts a line that is not on disk)."""
         self.record.sync()
-        self.evolution.record_statistics()
-        self.record.write_checkpoint({
-            "format": CHECKPOINT_FORMAT,
-            "evaluations": self.tally.evaluations,
-            "lines": self.tally.lines,
-            "next_id": self.next_id,
-            "pending": {str(i): p.to_dict() for i, p in self.pending.items()},
-            "elapsed": self.elapsed(),
-            "evolution": self.evolution.state_dict(),
-        })
-        self.board.histogram(self.tally.evaluations, (ind.score for ind in self.evolution.population))
+        self.strategy.record_statistics()
+        self.record.write_checkpoint(checkpoint_data(self.strategy, self.tally.evaluations, self.tally.lines,
+                                                     self.next_id, self.pending, self.elapsed()))
+        self.board.histogram(self.tally.evaluations, self.strategy.population_scores())
         self.record.write_best(self.summary(complete=False))
         self.checkpointed_at = time.monotonic()
 
@@ -404,8 +381,8 @@ class _Driver:
                        self.tally.front_costs)
         if complete:
             cfg = self.settings
-            hparams = {"space": cfg.space, "estimator": cfg.estimator, "population": cfg.population,
-                       "sample": cfg.sample, "budget": cfg.budget or 0, "seed": cfg.seed,
+            hparams = {"space": cfg.space, "estimator": cfg.estimator, "algorithm": cfg.algorithm,
+                       "population": cfg.population, "sample": cfg.sample, "budget": cfg.budget or 0, "seed": cfg.seed,
                        "batch_policy": cfg.batch_policy, "warmup": cfg.warmup}
             metrics = {"hparam/best_score": summary["best"]["score"] if summary["best"] else float("nan"),
                        "hparam/cache_hit_rate": summary["cache_hit_rate"]}

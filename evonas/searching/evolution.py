@@ -1,4 +1,4 @@
-"""Aging (regularized) evolution on DEAP, driven one result at a time.
+"""Aging (regularized) evolution on DEAP, driven one result at a time: the ``aging`` strategy.
 
 The driver asks ``propose()`` for the next cell to evaluate and hands every finished
 evaluation to ``tell()``; nothing here waits or knows about workers, which is what
@@ -24,47 +24,18 @@ from __future__ import annotations
 
 import random
 from collections import deque
-from dataclasses import asdict, dataclass
 from operator import attrgetter
 from typing import Any
 
 import numpy as np
 from deap import base, creator, tools
 
+from evonas.searching.registry import register
+from evonas.searching.strategy import Candidate, Proposal, Strategy, StrategyContext
 from search_spaces.base import SearchSpace
 
 HALL_OF_FAME_SIZE = 20
 LOGBOOK_HEADER = ["evals", "size", "best", "mean", "median", "std"]
-
-
-@dataclass(frozen=True)
-class Proposal:
-    """A cell to evaluate: its text form, canonical key and the parent's evaluation id."""
-
-    genotype: str
-    key: str
-    parent: int | None = None
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-
-class Candidate:
-    """An evaluated cell; DEAP's creator adds the ``fitness`` attribute on top."""
-
-    def __init__(self, eval_id: int, genotype: str, key: str, score: float,
-                 costs: dict[str, float] | None = None) -> None:
-        self.eval_id = eval_id
-        self.genotype = genotype
-        self.key = key
-        self.score = score
-        self.costs = costs
-
-    def to_dict(self) -> dict[str, Any]:
-        data = {"id": self.eval_id, "genotype": self.genotype, "key": self.key, "score": self.score}
-        if self.costs is not None:
-            data["costs"] = self.costs
-        return data
 
 
 def individual_class(higher_is_better: bool) -> type:
@@ -82,8 +53,12 @@ def _same_cell(a: Candidate, b: Candidate) -> bool:
     return a.key == b.key
 
 
-class AgingEvolution:
+@register
+class AgingEvolution(Strategy):
     """Population, selection, mutation and bookkeeping of one aging-evolution run."""
+
+    name = "aging"
+    description = "regularized (aging) evolution: tournament parent, one mutation, the oldest member dies"
 
     #: Settings a checkpoint must share with the instance that loads it.
     STATE_CHECKS: tuple[str, ...] = ("population_size", "sample_size", "higher_is_better", "initial_size")
@@ -99,10 +74,11 @@ class AgingEvolution:
     ) -> None:
         if not 1 <= sample_size <= population_size:
             raise ValueError(f"need 1 <= sample_size ({sample_size}) <= population_size ({population_size})")
+        super().__init__(StrategyContext(space, population_size, sample_size, seed, warmup,
+                                         higher_is_better=higher_is_better))
         self.space = space
         self.population_size = population_size
         self.sample_size = sample_size
-        self.higher_is_better = higher_is_better
         self.initial_size = max(population_size, warmup)
         self.rng = random.Random(seed)
         self.individual = individual_class(higher_is_better)
@@ -117,6 +93,11 @@ class AgingEvolution:
         self.stats.register("std", np.std)
         self.logbook = tools.Logbook()
         self.logbook.header = LOGBOOK_HEADER
+
+    @classmethod
+    def from_context(cls, context: StrategyContext) -> "AgingEvolution":
+        return cls(context.space, context.population, context.sample, context.seed,
+                   higher_is_better=context.higher_is_better, warmup=context.warmup)
 
     # ---- the two calls the driver makes --------------------------------------------
     def propose(self) -> Proposal:
@@ -151,6 +132,9 @@ class AgingEvolution:
     def statistics(self) -> dict[str, float] | None:
         """Best, mean, median and spread of the current population (None while it is empty)."""
         return self.stats.compile(self.population) if self.population else None
+
+    def population_scores(self) -> list[float]:
+        return [ind.score for ind in self.population]
 
     def record_statistics(self) -> None:
         """Append the population's statistics to the logbook (the driver does so at each checkpoint)."""
@@ -193,6 +177,9 @@ class AgingEvolution:
         return self.hall_of_fame[0] if len(self.hall_of_fame) else None
 
     # ---- checkpointing ------------------------------------------------------------
+    def reseed(self, seed: int) -> None:
+        self.rng.seed(seed)
+
     def state_dict(self) -> dict[str, Any]:
         """Plain-JSON state: population in age order, hall of fame, RNG, counters, logbook (one entry per checkpoint)."""
         version, internal, gauss = self.rng.getstate()

@@ -1,7 +1,7 @@
 """NSGA-II on DEAP, steady-state and asynchronous: the estimator's score and costs together.
 
-The driver talks to it exactly as to ``AgingEvolution`` (``propose``/``tell``/``state_dict``), so
-the loop, the executors and resume are shared. Differences from aging evolution:
+The ``nsga2`` strategy: the driver talks to it through the ``Strategy`` interface, as to every
+strategy, so the loop, the executors and resume are shared. Differences from aging evolution:
 
 - every objective is a fitness weight: the score's direction (+1 or -1) and -1 per cost;
 - each returned result joins at once (steady-state), and when the population exceeds its size it
@@ -13,12 +13,15 @@ the loop, the executors and resume are shared. Differences from aging evolution:
 """
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 from deap import base, creator, tools
 from deap.tools.emo import assignCrowdingDist
 
-from evonas.searching.evolution import AgingEvolution, Candidate
+from evonas.searching.evolution import AgingEvolution
+from evonas.searching.registry import register
+from evonas.searching.strategy import Candidate, StrategyContext
 from search_spaces.base import SearchSpace
 
 
@@ -33,9 +36,13 @@ def mo_individual_class(weights: tuple[float, ...]) -> type:
     return getattr(creator, ind_name)
 
 
+@register
 class NSGA2(AgingEvolution):
     """Population, crowded-tournament selection, mutation and NSGA-II truncation of one run."""
 
+    name = "nsga2"
+    description = "NSGA-II, steady-state: the score and cost objectives together (non-dominated rank, crowding)"
+    min_objectives, max_objectives = 2, None
     STATE_CHECKS = (*AgingEvolution.STATE_CHECKS, "cost_objectives")
 
     def __init__(self, space: SearchSpace, population_size: int, sample_size: int, seed: int,
@@ -43,8 +50,22 @@ class NSGA2(AgingEvolution):
         if not cost_objectives:
             raise ValueError("NSGA-II needs at least one cost objective besides the score")
         super().__init__(space, population_size, sample_size, seed, higher_is_better, warmup)
+        self.context = replace(self.context, cost_objectives=tuple(cost_objectives))
         self.cost_objectives = list(cost_objectives)
         self.individual = mo_individual_class((1.0 if higher_is_better else -1.0, *(-1.0 for _ in cost_objectives)))
+
+    @classmethod
+    def from_context(cls, context: StrategyContext) -> "NSGA2":
+        return cls(context.space, context.population, context.sample, context.seed, context.cost_objectives,
+                   higher_is_better=context.higher_is_better, warmup=context.warmup)
+
+    def front(self) -> list[Candidate]:
+        """The population's non-dominated members, in age order."""
+        if not self.population:
+            return []
+        first = {id(ind) for ind in tools.sortNondominated(list(self.population), len(self.population),
+                                                            first_front_only=True)[0]}
+        return [ind for ind in self.population if id(ind) in first]
 
     # ---- rules --------------------------------------------------------------------
     def _member(self, eval_id: int, genotype: str, key: str, score: float,

@@ -16,7 +16,8 @@ def resolve_settings(settings: SearchSettings) -> SearchSettings:
     """``settings.resolved()`` with the space's default (population, sample), checked against the strategy."""
     space = search_spaces.get(settings.space)  # an unknown name is a one-line UnknownSpaceError
     population, sample = space.population_sample
-    if settings.algorithm is not None and settings.budget is not None and not registry.get(settings.algorithm).uses_population:
+    strategy = None if settings.algorithm is None else registry.get(settings.algorithm)  # unknown: one-line error
+    if strategy is not None and not strategy.uses_population and settings.budget is not None:
         population = min(population, settings.budget)  # a default it ignores must not refuse a short run
     resolved = settings.resolved((population, sample))
     registry.check_objectives(resolved.algorithm, len(resolved.objectives or ()) or 1)
