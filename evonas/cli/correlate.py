@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import dataclasses
+import math
 import time
 from pathlib import Path
 from typing import Optional
@@ -11,6 +12,11 @@ from rich.table import Table
 
 from evonas.cli.app import app, console, say
 from evonas.settings import DEFAULT_BATCH_SIZE, DEFAULT_DATASET, DEFAULT_ESTIMATOR, DEFAULT_SPACE, EXECUTOR_KINDS
+
+
+def _num(value: float | None, digits: int = 3) -> str:
+    """A statistic for the table; ``-`` where it is undefined (null in summary.json)."""
+    return "-" if value is None or not math.isfinite(value) else f"{value:.{digits}f}"
 
 
 @app.command("correlate")
@@ -30,7 +36,11 @@ def correlate_cmd(
     executor: str = typer.Option(EXECUTOR_KINDS[0], "--executor", help="local (in this process) or ray (a pool of workers)."),
     workers: Optional[int] = typer.Option(None, "--workers", min=1, help="Ray workers (default: one per CPU)."),
 ) -> None:
-    """Rank consistency of estimators against true accuracy: Spearman, Kendall, top-10% precision."""
+    """Rank consistency of estimators against true accuracy, whole ranking and head.
+
+    Spearman, Kendall, precision of the top 1/5/10%, nDCG@100, the true accuracy of the
+    top-ranked cell (and its true rank), and Spearman within parameter-count quintiles.
+    """
     from evonas import correlating as corr
     from evonas.progress import counted
     from evonas.scoring import parse_estimators
@@ -56,11 +66,17 @@ def correlate_cmd(
         "executor": executor, "workers": workers,
     }
     summary = corr.write_outputs(out, cells, runs, record)
-    table = Table("estimator", "scored", "spearman", "kendall", "top-10% prec.", "s/cell")
+    ranking = Table("estimator", "scored", "spearman", "kendall", "in-size rho", "s/cell", title="whole ranking")
+    head = Table("estimator", "P@1%", "P@5%", "P@10%", f"nDCG@{corr.NDCG_K}", "top-ranked acc.", "its rank",
+                 title="head of the ranking")
     for name, res in summary["results"].items():
-        table.add_row(name, f"{res['scored']}/{res['n']}", f"{res['spearman']:.3f}", f"{res['kendall']:.3f}",
-                      f"{res['top10_precision']:.3f}", f"{res['seconds_per_cell']:.3f}")
-    console.print(table)
+        ranking.add_row(name, f"{res['scored']}/{res['n']}", _num(res["spearman"]), _num(res["kendall"]),
+                        _num(res.get("size_bucket_spearman")), _num(res["seconds_per_cell"]))
+        rank = res["top_ranked_truth_rank"]
+        head.add_row(name, *(_num(res[f"top{p}_precision"]) for p in (1, 5, 10)), _num(res[f"ndcg{corr.NDCG_K}"]),
+                     _num(res["top_ranked_truth"], 2), "-" if rank is None else str(rank))
+    console.print(ranking)
+    console.print(head)
     for name, res in summary["results"].items():
         interval = res["settings"].get("interval")
         if interval:

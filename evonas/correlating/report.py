@@ -12,7 +12,7 @@ import matplotlib.pyplot as plt
 from scipy.stats import rankdata
 
 from evonas.correlating.runner import EstimatorRun
-from evonas.correlating.stats import valid
+from evonas.correlating.stats import CONVENTIONS, valid
 from evonas.runs import library_versions
 from search_spaces.benchmark import Cell
 
@@ -69,6 +69,7 @@ def write_outputs(
         errors = [e for e in run.errors if e]
         results[run.name] = {**stats, "settings": run.settings, "errors": sorted(set(errors))[:10]}
         scatter_plot(out_dir / f"scatter_{run.name}.png", run, cells, stats)
-    summary = {"settings": settings, "versions": library_versions(extra=("scipy",)), "results": results}
+    summary = {"settings": settings, "versions": library_versions(extra=("scipy",)), "conventions": CONVENTIONS,
+               "results": results}
     (out_dir / "summary.json").write_text(json.dumps(json_safe(summary), indent=2) + "\n")
     return summary

@@ -15,6 +15,7 @@ from typing import Any, Callable, Sequence
 
 import search_spaces
 from evonas.correlating.stats import summarize
+from evonas.costs import CostModel
 from evonas.data import load_dataset
 from evonas.errors import EvonasError
 from evonas.execution import Executor, make_executor
@@ -32,6 +33,8 @@ class EstimatorRun:
     scores: list[float] = field(default_factory=list)
     seconds: list[float] = field(default_factory=list)
     errors: list[str | None] = field(default_factory=list)
+    #: Each cell's deployed-network parameters (millions), for the within-size statistics.
+    params: Sequence[float] | None = None
 
     def add(self, score: float | None, seconds: float, error: str | None) -> None:
         self.scores.append(math.nan if score is None else float(score))
@@ -39,7 +42,7 @@ class EstimatorRun:
         self.errors.append(error)
 
     def stats(self, cells: Sequence[Cell]) -> dict[str, Any]:
-        return summarize(self.scores, [c.truth for c in cells], self.seconds)
+        return summarize(self.scores, [c.truth for c in cells], self.seconds, self.params)
 
 
 @dataclass(frozen=True)
@@ -87,6 +90,15 @@ def load_cells(
         raise EvonasError("--truth needs --sample N (how many random cells to score)")
     table.check_genotypes(cells)
     return cells
+
+
+def cell_params(space: str, cells: Sequence[Cell], dataset: str) -> list[float]:
+    """Parameters (millions) of each cell's deployed network, as ``--max-params`` counts them.
+
+    Shapes only (the meta device), so this costs milliseconds per cell and no scoring.
+    """
+    costs = CostModel(space, dataset, ["params"])
+    return [costs(cell.arch, cell.arch)["params"] for cell in cells]
 
 
 def score_cells(
@@ -137,6 +149,7 @@ def correlate(
     if settings.interval is not None and not any(takes_interval.values()):
         raise EvonasError(f"--interval only applies to the Sweetimator family, not {', '.join(settings.estimators)}")
     data = load_dataset(settings.dataset, split="train", data_dir=settings.data_dir)
+    params = cell_params(settings.space, cells, settings.dataset)
     runs = []
     for name in settings.estimators:
         config = resolve_scoring(
@@ -148,6 +161,7 @@ def correlate(
         on_cell = (lambda i, *_, n=name: progress(n, i)) if progress else None
         with make_executor(config, executor, workers, dataset=data if executor == "local" else None) as pool:
             runs.append(score_cells(pool, config, cells, on_cell))
+        runs[-1].params = params
     record = {"name": data.name, "images": len(data), "synthetic": data.synthetic, "resolution": data.resolution,
               "num_classes": data.num_classes, "build_options": search_spaces.get(settings.space).proxy_options()}
     return runs, record
