@@ -42,6 +42,9 @@ RECOMMENDED: dict[str, str] = {
     "sweet_snip+sweet_ntk+jacov": "NB-201: chosen on 150 cells, Spearman 0.952 on 150 others, 0.945 over "
                                   "all 15,625 (benchmarks/consistency_all.md); 1.4x sweet's time. Not for "
                                   "DARTS: 0.558 there against sweet_snip's 0.683 (benchmarks/consistency_darts.md)",
+    "sweet_snip+sweet_ntk+synflow+jacov": "NB-201 head: chosen on half the cells by top-1%/5% precision, top-ranked "
+                                          "accuracy and within-size Spearman; on the other half P@5% 0.628 against "
+                                          "0.570, Spearman 0.944 (benchmarks/head_selection.md). DARTS: use sweet_snip",
 }
 TRANSFORMS = ("asinh", "identity")
 #: The inter-quartile range of a standard normal distribution.
