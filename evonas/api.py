@@ -206,20 +206,24 @@ def correlate(space: str = "nb201", estimators: Sequence[str] | str = ("sweet",)
               truth: str | Path | None = None, archs_file: str | Path | None = None, seed: int = 0,
               truth_column: str = "cifar10_test", dataset: str = "cifar10", data_dir: str | None = None,
               batch_size: int = 64, interval: tuple[float, float] | None = None,
-              out: str | Path | None = None) -> dict[str, dict[str, Any]]:
+              out: str | Path | None = None, seeds: Sequence[int] | None = None,
+              resume: bool = False) -> dict[str, dict[str, Any]]:
     """Spearman, Kendall, top-10% precision (and more) of each estimator against true accuracy.
 
-    Returns ``{estimator: statistics}``; with ``out`` also writes scores.csv, summary.json and plots.
+    Returns ``{estimator: statistics}`` (with several ``seeds``: their mean, ``std`` and
+    ``seeds``). With ``out`` the scores go to its store as they come (``resume`` continues
+    it) and scores.csv, summary.json and plots are written there.
     """
     names = parse_estimators(estimators if isinstance(estimators, str) else ",".join(estimators))
     cells = correlating.load_cells(space, truth=truth, archs_file=archs_file, sample=sample, seed=seed,
                                    column=truth_column)
-    settings = correlating.CorrelateSettings(space, tuple(names), seed, dataset, data_dir, batch_size, interval)
-    runs, data = correlating.correlate(cells, settings)
+    settings = correlating.CorrelateSettings(space, tuple(names), seed, dataset, data_dir, batch_size, interval,
+                                             tuple(seeds) if seeds else None)
     if out is not None:
-        summary = correlating.write_outputs(Path(out), cells, runs, {"space": space, "n": len(cells), "data": data})
-        return summary["results"]
-    return {run.name: {**run.stats(cells), "settings": run.settings} for run in runs}
+        record = {"space": space, "n": len(cells), "dataset": dataset, "seeds": list(settings.score_seeds)}
+        return correlating.correlate_into(Path(out), cells, settings, record, resume=resume)["results"]
+    runs, _ = correlating.correlate(cells, settings)
+    return correlating.run_results(cells, runs)
 
 
 @_user_errors

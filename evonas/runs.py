@@ -257,6 +257,26 @@ class HistoryWriter:
         os.close(self._fd)
 
 
+def read_jsonl(path: Path, repair: bool = False) -> list[dict[str, Any]]:
+    """The complete lines of a ``HistoryWriter`` file (none if it is absent); a torn last line
+    (killed mid-write) is skipped, and with ``repair`` cut off the file so appends start clean."""
+    if not path.exists():
+        return []
+    raw = path.read_bytes()
+    complete = raw[: raw.rfind(b"\n") + 1]
+    if repair and len(complete) != len(raw):
+        with open(path, "r+b") as fh:
+            fh.truncate(len(complete))
+            os.fsync(fh.fileno())
+    records = []
+    for number, line in enumerate(complete.decode().splitlines(), 1):
+        try:
+            records.append(json.loads(line))
+        except ValueError:
+            raise EvonasError(f"{path} line {number} is not JSON; the file is corrupt") from None
+    return records
+
+
 @dataclass(frozen=True)
 class RecordedRun:
     """The settings a run recorded, parsed once for everyone who reads them."""
@@ -372,21 +392,7 @@ class RunRecord:
 
     def read_history(self, repair: bool = False) -> list[dict[str, Any]]:
         """All complete history lines; with ``repair`` a torn last line is cut off the file."""
-        if not self.history_path.exists():
-            return []
-        raw = self.history_path.read_bytes()
-        complete = raw[: raw.rfind(b"\n") + 1]
-        if repair and len(complete) != len(raw):
-            with open(self.history_path, "r+b") as fh:
-                fh.truncate(len(complete))
-                os.fsync(fh.fileno())
-        records = []
-        for number, line in enumerate(complete.decode().splitlines(), 1):
-            try:
-                records.append(json.loads(line))
-            except ValueError:
-                raise EvonasError(f"{self.history_path} line {number} is not JSON; the history is corrupt") from None
-        return records
+        return read_jsonl(self.history_path, repair)
 
     def tally(self, higher_is_better: bool | None = None) -> Tally:
         """Counters, top cells and front of the whole history as it stands."""

@@ -13,7 +13,7 @@ import math
 import re
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
-from typing import Any
+from typing import Any, Sequence
 
 from evonas.errors import EvonasError
 
@@ -37,6 +37,9 @@ BATCH_POLICIES = ("fixed", "fresh")
 EXECUTOR_KINDS = ("local", "ray")
 #: Costs of a cell (see ``evonas.costs``), always minimised, in the unit each is stored in.
 COSTS: dict[str, str] = {"params": "M", "flops": "M", "latency": "ms"}
+#: Units of a cost table's columns (``--cost-table``), by the column name's ending: measured
+#: device latency in ms, energy in mJ; any other column is a plain number.
+TABLE_UNITS: dict[str, str] = {"_latency": "ms", "_energy": "mJ"}
 DEFAULT_LATENCY_DEVICE = "cpu"
 DEFAULT_LATENCY_BATCH = 1
 DEFAULT_LATENCY_THREADS = 1
@@ -49,34 +52,57 @@ LATENCY_BACKENDS = ("torch", "onnxruntime")
 ONNX_OPSET = 18
 _COUNT_UNITS = {"k": 1e-3, "m": 1.0, "g": 1e3}  # to millions
 _TIME_UNITS = {"us": 1e-3, "µs": 1e-3, "ms": 1.0, "s": 1e3}  # to milliseconds
+_ENERGY_UNITS = {"uj": 1e-3, "µj": 1e-3, "mj": 1.0, "j": 1e3}  # to millijoules
+#: Per stored unit: (the units people may write, what the value is, an example).
+_UNIT_KINDS = {"M": (_COUNT_UNITS, "count", "1.0M or 500K"), "ms": (_TIME_UNITS, "time", "2.5ms or 800us"),
+               "mJ": (_ENERGY_UNITS, "energy", "20mJ or 0.5J"), "": ({"": 1.0}, "plain number", "2.5")}
 _QUANTITY = re.compile(r"^\s*([0-9]*\.?[0-9]+(?:e[+-]?[0-9]+)?)\s*([a-zµ]*)\s*$", re.IGNORECASE)
 
 
-def parse_cost(cost: str, text: str | float, flag: str | None = None) -> float:
-    """``1.0M``/``500K`` (params, flops) or ``2.5ms``/``800us`` (latency) in the cost's stored unit.
+def cost_unit(cost: str) -> str:
+    """The unit ``cost`` is stored in: ``COSTS``' own, else a cost-table column's (``TABLE_UNITS``)."""
+    if cost in COSTS:
+        return COSTS[cost]
+    return next((unit for end, unit in TABLE_UNITS.items() if cost.endswith(end)), "")
 
-    Units are required: a bare ``1.0`` could mean one parameter or a million, and a
-    constraint in the wrong unit would silently exclude everything or nothing.
+
+def parse_cost(cost: str, text: str | float, flag: str | None = None) -> float:
+    """``1.0M``/``500K`` (params, flops), ``2.5ms``/``800us`` (latency, ``*_latency`` table columns),
+    ``20mJ``/``0.5J`` (``*_energy`` columns) or a plain number (other columns), in the stored unit.
+
+    Units are required where a cost has one: a bare ``1.0`` could mean one parameter or a million,
+    and a constraint in the wrong unit would silently exclude everything or nothing. Whether a
+    table column exists is checked with the settings (``SearchSettings.validate``).
     """
-    flag = flag or f"--max-{cost}"
-    if cost not in COSTS:
-        raise EvonasError(f"unknown cost {cost!r}; costs are {', '.join(COSTS)}")
-    example = "2.5ms or 800us" if cost == "latency" else "1.0M or 500K"
+    flag = flag or (f"--max-{cost}" if cost in COSTS else f"--max-cost {cost}=")
+    units, kind, example = _UNIT_KINDS[cost_unit(cost)]
     match = _QUANTITY.match(str(text))
-    units = _TIME_UNITS if cost == "latency" else _COUNT_UNITS
     factor = units.get(match.group(2).lower()) if match else None
     if match is None or factor is None:
-        raise EvonasError(f"{flag} takes a {'time' if cost == 'latency' else 'count'} with its unit, "
-                          f"like {example}, not {text!r}")
+        what = "a plain number" if kind == "plain number" else f"a {kind} with its unit"
+        raise EvonasError(f"{flag} takes {what}, like {example}, not {text!r}")
     value = float(match.group(1)) * factor
     if not (value > 0 and math.isfinite(value)):
         raise EvonasError(f"{flag} must be positive, not {text!r}")
     return value
 
 
+def parse_cost_bounds(terms: Sequence[str]) -> dict[str, float]:
+    """``--max-cost pixel3_latency=5ms`` terms -> {cost: bound in its stored unit}; each cost once."""
+    bounds: dict[str, float] = {}
+    for term in terms:
+        name, sep, value = (part.strip() for part in term.partition("="))
+        if not sep or not name or not value:
+            raise EvonasError(f"--max-cost takes NAME=VALUE, like pixel3_latency=5ms, not {term!r}")
+        if name in bounds:
+            raise EvonasError(f"--max-cost gives {name} twice")
+        bounds[name] = parse_cost(name, value)
+    return bounds
+
+
 def format_cost(cost: str, value: float) -> str:
-    """A stored cost as people write it (``0.73M``, ``2.41ms``)."""
-    return f"{value:.4g}{COSTS.get(cost, '')}"
+    """A stored cost as people write it (``0.73M``, ``2.41ms``, ``24.2mJ``)."""
+    return f"{value:.4g}{cost_unit(cost)}"
 
 
 def parse_objectives(text: str) -> tuple[str, ...]:
@@ -187,17 +213,28 @@ class SearchSettings:
     latency_threads: int = DEFAULT_LATENCY_THREADS
     latency_statistic: str = LATENCY_STATISTICS[0]
     latency_backend: str = LATENCY_BACKENDS[0]
+    #: A CSV of measured costs per cell (``evonas.costs.table``; the user gives the path), its
+    #: columns that are costs and the file's SHA-256 (both filled in by ``resolve_settings``), so a
+    #: resume looks costs up in the very same table.
+    cost_table: str | None = None
+    cost_table_columns: tuple[str, ...] = ()
+    cost_table_sha256: str | None = None
+
+    @property
+    def cost_names(self) -> tuple[str, ...]:
+        """Every cost this search could use: ``COSTS``, then the cost table's columns."""
+        return (*COSTS, *self.cost_table_columns)
 
     @property
     def cost_objectives(self) -> tuple[str, ...]:
         """The costs among the objectives, in the order given."""
-        return tuple(name for name in self.objectives or () if name in COSTS)
+        return tuple(name for name in self.objectives or () if name in self.cost_names)
 
     @property
     def costs_needed(self) -> tuple[str, ...]:
-        """Every cost the search computes (constrained or optimised), in ``COSTS`` order."""
+        """Every cost the search computes (constrained or optimised), in ``cost_names`` order."""
         wanted = set(self.constraints) | set(self.cost_objectives)
-        return tuple(name for name in COSTS if name in wanted)
+        return tuple(name for name in self.cost_names if name in wanted)
 
     def resolved(self, population_sample: tuple[int, int] = FALLBACK_POPULATION_SAMPLE) -> "SearchSettings":
         """A copy with defaults filled in and every setting checked (EvonasError if bad).
@@ -214,11 +251,12 @@ class SearchSettings:
         if cfg.interval is not None:
             cfg.interval = (float(cfg.interval[0]), float(cfg.interval[1]))
         cfg.constraints = {name: float(value) for name, value in cfg.constraints.items()}
+        cfg.cost_table_columns = tuple(cfg.cost_table_columns)
         if cfg.objectives is not None:
             cfg.objectives = tuple(cfg.objectives)
-            scored = [name for name in cfg.objectives if name not in COSTS]
+            scored = [name for name in cfg.objectives if name not in cfg.cost_names]
             if len(scored) > 1:
-                raise EvonasError(f"--objectives holds one estimator plus costs ({', '.join(COSTS)}); "
+                raise EvonasError(f"--objectives holds one estimator plus costs ({', '.join(cfg.cost_names)}); "
                                   f"{' and '.join(map(repr, scored))} are not both possible (unknown objective?)")
             if not scored:
                 raise EvonasError(f"--objectives needs one estimator besides the costs, like sweet,{cfg.objectives[0]}")
@@ -276,12 +314,32 @@ class SearchSettings:
         module knows none of them.
         """
         for name, limit in self.constraints.items():
-            if name not in COSTS:
-                raise EvonasError(f"unknown constraint {name!r}; constraints are on {', '.join(COSTS)}")
+            if name not in self.cost_names:
+                table = "" if self.cost_table else " (add --cost-table FILE for a table's measured costs)"
+                raise EvonasError(f"unknown constraint {name!r}; constraints are on {', '.join(self.cost_names)}{table}")
             if not (limit > 0 and math.isfinite(limit)):
-                raise EvonasError(f"--max-{name} must be positive, not {limit}")
+                flag = f"--max-{name}" if name in COSTS else f"--max-cost {name}="
+                raise EvonasError(f"{flag} must be positive, not {limit}")
+        self._validate_cost_table()
         check_latency(self.latency_device, self.latency_batch_size, self.latency_threads, self.latency_statistic,
                       self.latency_backend)
+
+    def _validate_cost_table(self) -> None:
+        """A cost table is described (columns, checksum) and used; its columns are not evonas's own costs."""
+        if self.cost_table is None:
+            if self.cost_table_columns or self.cost_table_sha256:
+                raise EvonasError("cost-table columns or checksum without --cost-table FILE")
+            return
+        if not self.cost_table_columns or not self.cost_table_sha256:
+            raise EvonasError(f"the cost table {self.cost_table} is not described yet (columns, checksum); "
+                              "pass the settings through evonas.searching.resolve_settings")
+        clash = [name for name in self.cost_table_columns if name in COSTS]
+        if clash:
+            raise EvonasError(f"the cost table {self.cost_table} has a column {clash[0]!r}, a name of evonas's own "
+                              "costs; rename the column")
+        if not set(self.cost_table_columns) & set(self.costs_needed):
+            raise EvonasError(f"--cost-table {self.cost_table} is used by no constraint or objective; name one of "
+                              f"its columns ({', '.join(self.cost_table_columns)}) in --max-cost or --objectives")
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -291,7 +349,7 @@ class SearchSettings:
         """Read recorded settings; unknown keys are ignored so older runs stay readable."""
         known = {f.name for f in fields(cls)}
         values = {k: v for k, v in data.items() if k in known}
-        for name in ("interval", "objectives"):
+        for name in ("interval", "objectives", "cost_table_columns"):
             if values.get(name) is not None:
                 values[name] = tuple(values[name])
         return cls(**values)

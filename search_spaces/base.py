@@ -15,7 +15,7 @@ from typing import Any, Mapping
 import networkx as nx
 from torch import nn
 
-from search_spaces.benchmark import BenchmarkTable
+from search_spaces.benchmark import ARCH_COLUMNS, BenchmarkTable
 from search_spaces.errors import BenchmarkError, GenotypeError
 
 __all__ = ["GENERIC_RECIPE", "CellPlan", "CellSketch", "GenotypeError", "SearchSpace"]
@@ -181,6 +181,17 @@ class SearchSpace(ABC):
     def benchmark(self, path: str | Path) -> BenchmarkTable:
         """A truth table of this space's cells (accuracies by genotype, exact or isomorphic)."""
         return BenchmarkTable.read(self, path)
+
+    #: What a benchmark table's genotype column(s) are called (for the error when a table lacks them).
+    genotype_columns: str = "arch (or genotype)"
+
+    def genotype_of_row(self, row: Mapping[str, str | None]) -> str | None:
+        """The genotype string of one benchmark-table row; None when the row has no genotype column.
+
+        Default: the ``arch`` or ``genotype`` column. A space whose tables spread a cell over several
+        columns (NB-101: ``matrix`` and ``ops``) overrides it and ``genotype_columns``.
+        """
+        return next((row[c] or "" for c in ARCH_COLUMNS if c in row), None)
 
     def truth_column(self, dataset: str) -> str:
         """The accuracy column of this space's benchmark table for ``dataset``."""

@@ -1,9 +1,10 @@
 """Benchmark tables: trained accuracies of cells, read through the space that parses them.
 
 One API for every reader of a truth table (search summaries, ``evonas show``, ``correlate``,
-``arch``): a CSV with a genotype column (``arch`` or ``genotype``) and numeric accuracy
-columns. A cell is found by its exact genotype string or, failing that, by its canonical
-key (an isomorphic cell), and the answer says which. Errors are one line that names the
+``arch``): a CSV with the genotype in a column (``arch`` or ``genotype``; a space may read it
+from other columns, see ``SearchSpace.genotype_of_row``) and numeric accuracy columns. A cell
+is found by its exact genotype string or, failing that, by its canonical key (an isomorphic
+cell), and the answer says which. Errors are one line that names the
 file, the row and what to pass instead.
 """
 from __future__ import annotations
@@ -43,10 +44,10 @@ class TruthMatch:
 class BenchmarkTable:
     """The rows of one truth table, looked up through ``space``."""
 
-    def __init__(self, space: "SearchSpace", path: Path, arch_column: str, header: list[str],
-                 rows: list[tuple[int, dict[str, str]]]) -> None:
-        self.space, self.path, self.arch_column, self.header = space, path, arch_column, header
-        self._rows = rows  # (file line, row) in file order
+    def __init__(self, space: "SearchSpace", path: Path, header: list[str],
+                 rows: list[tuple[int, dict[str, str], str]]) -> None:
+        self.space, self.path, self.header = space, path, header
+        self._rows = rows  # (file line, row, genotype string) in file order
         self._exact: dict[str, int] | None = None
         self._by_key: dict[str, list[int]] | None = None
 
@@ -58,14 +59,13 @@ class BenchmarkTable:
         with path.open(newline="") as fh:
             reader = csv.DictReader(fh)
             header = list(reader.fieldnames or [])
-            arch_column = next((c for c in ARCH_COLUMNS if c in header), None)
-            if arch_column is None:
-                raise BenchmarkError(f"{path} lacks the column(s) arch (or genotype); "
+            if space.genotype_of_row(dict.fromkeys(header, "")) is None:
+                raise BenchmarkError(f"{path} lacks the column(s) {space.genotype_columns}; "
                                      f"it has: {', '.join(header) or 'no header'}")
-            rows = [(reader.line_num, row) for row in reader]
+            rows = [(reader.line_num, row, (space.genotype_of_row(row) or "").strip()) for row in reader]
         if not rows:
             raise BenchmarkError(f"{path} has no data rows")
-        return cls(space, path, arch_column, header, rows)
+        return cls(space, path, header, rows)
 
     def __len__(self) -> int:
         return len(self._rows)
@@ -78,8 +78,7 @@ class BenchmarkTable:
     def cells(self, column: str) -> list[Cell]:
         """Every row as (genotype string, accuracy in ``column``); genotypes are not parsed here."""
         self.check_column(column)
-        return [Cell((row[self.arch_column] or "").strip(), self._number(line, row, column))
-                for line, row in self._rows]
+        return [Cell(genotype, self._number(line, row, column)) for line, row, genotype in self._rows]
 
     def check_genotypes(self, cells: Sequence[Cell]) -> None:
         """Parse every genotype; the first malformed one raises, naming its data row."""
@@ -104,25 +103,25 @@ class BenchmarkTable:
         index = exact if exact is not None else (same_class[0] if same_class else None)
         if index is None:
             return None
-        line, row = self._rows[index]
+        line, row, arch = self._rows[index]
         accuracies = {c: self._number(line, row, c) for c in columns}
-        return TruthMatch(row[self.arch_column].strip(), accuracies, "exact" if exact is not None else "isomorphic",
+        return TruthMatch(arch, accuracies, "exact" if exact is not None else "isomorphic",
                           len(same_class))
 
     def _exact_index(self) -> dict[str, int]:
         if self._exact is None:
             self._exact = {}
-            for i, (_, row) in enumerate(self._rows):
-                self._exact.setdefault((row[self.arch_column] or "").strip(), i)
+            for i, (_, _, genotype) in enumerate(self._rows):
+                self._exact.setdefault(genotype, i)
         return self._exact
 
     def _class_index(self) -> dict[str, list[int]]:
         """Canonical key -> rows in file order; parsing every row is paid once, on first need."""
         if self._by_key is None:
             self._by_key = {}
-            for i, (line, row) in enumerate(self._rows):
+            for i, (line, _, genotype) in enumerate(self._rows):
                 try:
-                    key = self.space.str_key(row[self.arch_column])
+                    key = self.space.str_key(genotype)
                 except GenotypeError as exc:
                     raise BenchmarkError(f"{self.path} line {line}: {exc}") from None
                 self._by_key.setdefault(key, []).append(i)

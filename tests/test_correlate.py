@@ -122,6 +122,8 @@ class _OnlyAB:
     """A stand-in space whose only genotypes are 'a' and 'b'."""
 
     name = "ab"
+    genotype_of_row = search_spaces.SearchSpace.genotype_of_row  # the default: an arch or genotype column
+    genotype_columns = search_spaces.SearchSpace.genotype_columns
 
     def from_str(self, s: str) -> str:
         if s not in ("a", "b"):

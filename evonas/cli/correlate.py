@@ -5,7 +5,7 @@ import dataclasses
 import math
 import time
 from pathlib import Path
-from typing import Optional
+from typing import Any, Optional
 
 import typer
 from rich.table import Table
@@ -19,6 +19,29 @@ def _num(value: float | None, digits: int = 3) -> str:
     return "-" if value is None or not math.isfinite(value) else f"{value:.{digits}f}"
 
 
+def _stat(res: dict[str, Any], key: str, digits: int = 3) -> str:
+    """A statistic, with ``±spread`` over seeds when several seeds were scored."""
+    text = _num(res.get(key), digits)
+    return f"{text}±{_num(res['std'].get(key), digits)}" if "std" in res and text != "-" else text
+
+
+def _print_tables(summary: dict[str, Any], ndcg_k: int) -> None:
+    ranking = Table("estimator", "scored", "spearman", "kendall", "in-size rho", "s/cell", title="whole ranking")
+    head = Table("estimator", "P@1%", "P@5%", "P@10%", f"nDCG@{ndcg_k}", "top-ranked acc.", "its rank",
+                 title="head of the ranking")
+    for name, res in summary["results"].items():
+        ranking.add_row(name, f"{res['scored']:g}/{res['n']:g}", _stat(res, "spearman"), _stat(res, "kendall"),
+                        _stat(res, "size_bucket_spearman"), _num(res["seconds_per_cell"]))
+        head.add_row(name, *(_stat(res, f"top{p}_precision") for p in (1, 5, 10)), _stat(res, f"ndcg{ndcg_k}"),
+                     _stat(res, "top_ranked_truth", 2), _stat(res, "top_ranked_truth_rank", 0))
+    console.print(ranking)
+    console.print(head)
+    for name, res in summary["results"].items():
+        interval = res["settings"].get("interval")
+        if interval:
+            say(f"{name} interval: [{interval[0]:g}, {interval[1]:g})")
+
+
 @app.command("correlate")
 def correlate_cmd(
     space: str = typer.Option(DEFAULT_SPACE, "--space", help="Search space of the cells."),
@@ -26,6 +49,7 @@ def correlate_cmd(
     truth: Optional[Path] = typer.Option(None, "--truth", help="Benchmark table (arch + accuracy columns) to sample cells from."),
     sample: Optional[int] = typer.Option(None, "--sample", help="Number of seeded-random cells to score (required with --truth)."),
     seed: int = typer.Option(0, "--seed", help="Seed for the cell sample, weight init and batches."),
+    seeds: Optional[str] = typer.Option(None, "--seeds", help="Comma-separated seeds of weight init and batches, one scoring each (the cell sample stays --seed's); reports mean and spread."),
     archs_file: Optional[Path] = typer.Option(None, "--archs-file", help="CSV of genotype strings (arch or genotype column) with an accuracy column; any space."),
     truth_column: str = typer.Option("cifar10_test", "--truth-column", help="Accuracy column of --truth / --archs-file."),
     dataset: str = typer.Option(DEFAULT_DATASET, "--dataset", help="Dataset the estimators see."),
@@ -35,50 +59,57 @@ def correlate_cmd(
     out: Optional[Path] = typer.Option(None, "--out", help="Output folder (default runs/correlate-<time>/)."),
     executor: str = typer.Option(EXECUTOR_KINDS[0], "--executor", help="local (in this process) or ray (a pool of workers)."),
     workers: Optional[int] = typer.Option(None, "--workers", min=1, help="Ray workers (default: one per CPU)."),
+    resume: bool = typer.Option(False, "--resume", help="Continue the --out folder (same flags): score only what its store lacks or what changed settings or code invalidate."),
+    shard: str = typer.Option("0/1", "--shard", metavar="I/N", help="Score only the cells whose position p has p % N == I (0 <= I < N); join the shard folders with --merge."),
+    merge: Optional[list[Path]] = typer.Option(None, "--merge", help="A correlate folder (e.g. a shard) to merge into --out; repeat for each. The other flags are then not used."),
 ) -> None:
     """Rank consistency of estimators against true accuracy, whole ranking and head.
 
     Spearman, Kendall, precision of the top 1/5/10%, nDCG@100, the true accuracy of the
     top-ranked cell (and its true rank), and Spearman within parameter-count quintiles.
+    Every score goes to <out>/scores.jsonl as it comes, so --resume continues a killed run,
+    and --shard I/N with --merge splits the cells over processes or machines.
     """
     from evonas import correlating as corr
+    from evonas.errors import EvonasError
     from evonas.progress import counted
     from evonas.scoring import parse_estimators
 
+    if merge:
+        if out is None:
+            raise EvonasError("--merge needs --out: the folder to write the merged scores and statistics to")
+        _print_tables(corr.merge_folders(out, merge), corr.NDCG_K)
+        say(f"merged {len(merge)} folder(s) into {out}: scores.jsonl, scores.csv, summary.json, scatter_*.png")
+        return
+    if resume and out is None:
+        raise EvonasError("--resume continues the --out folder; pass --out")
+    where = corr.parse_shard(shard)
     names = parse_estimators(estimator)
     cells = corr.load_cells(space, truth=truth, archs_file=archs_file, sample=sample, seed=seed, column=truth_column)
     settings = corr.CorrelateSettings(
         space=space, estimators=tuple(names), seed=seed, dataset=dataset,
         data_dir=str(data_dir) if data_dir else None, batch_size=batch_size, interval=interval,
+        seeds=corr.parse_seeds(seeds) if seeds else None,
     )
     out = out or Path("runs") / time.strftime("correlate-%Y%m%d-%H%M%S")
-    with counted() as bar:
-        tasks = {name: bar.add_task(f"scoring {name}", total=len(cells)) for name in names}
-        calibrating = bar.add_task("calibrating the Sweetimator interval", visible=False)
-        runs, data = corr.correlate(
-            cells, settings, progress=lambda name, _i: bar.advance(tasks[name]), executor=executor, workers=workers,
-            calibration_progress=lambda done, total: bar.update(calibrating, completed=done, total=total,
-                                                                visible=done < total),
-        )
     record = {
-        **dataclasses.asdict(settings), "n": len(cells), "data": data, "truth": str(truth) if truth else None,
+        **dataclasses.asdict(settings), "n": len(cells), "truth": str(truth) if truth else None,
         "archs_file": str(archs_file) if archs_file else None, "truth_column": truth_column, "sample": sample,
         "executor": executor, "workers": workers,
     }
-    summary = corr.write_outputs(out, cells, runs, record)
-    ranking = Table("estimator", "scored", "spearman", "kendall", "in-size rho", "s/cell", title="whole ranking")
-    head = Table("estimator", "P@1%", "P@5%", "P@10%", f"nDCG@{corr.NDCG_K}", "top-ranked acc.", "its rank",
-                 title="head of the ranking")
-    for name, res in summary["results"].items():
-        ranking.add_row(name, f"{res['scored']}/{res['n']}", _num(res["spearman"]), _num(res["kendall"]),
-                        _num(res.get("size_bucket_spearman")), _num(res["seconds_per_cell"]))
-        rank = res["top_ranked_truth_rank"]
-        head.add_row(name, *(_num(res[f"top{p}_precision"]) for p in (1, 5, 10)), _num(res[f"ndcg{corr.NDCG_K}"]),
-                     _num(res["top_ranked_truth"], 2), "-" if rank is None else str(rank))
-    console.print(ranking)
-    console.print(head)
-    for name, res in summary["results"].items():
-        interval = res["settings"].get("interval")
-        if interval:
-            say(f"{name} interval: [{interval[0]:g}, {interval[1]:g})")
-    say(f"wrote {out}/scores.csv, summary.json and scatter_<estimator>.png")
+    per_name = len(corr.shard_positions(len(cells), where)) * len(settings.score_seeds)
+    with counted() as bar:
+        tasks = {name: bar.add_task(f"scoring {name}", total=per_name) for name in names}
+        calibrating = bar.add_task("calibrating the Sweetimator interval", visible=False)
+        summary = corr.correlate_into(
+            out, cells, settings, record, resume=resume, shard=where,
+            progress=lambda name, k: bar.advance(tasks[name], k), executor=executor, workers=workers,
+            calibration_progress=lambda done, total: bar.update(calibrating, completed=done, total=total,
+                                                                visible=done < total),
+        )
+    if summary is None:
+        say(f"shard {shard} done: {out}/scores.jsonl; join the shards with "
+            f"`evonas correlate --out MERGED --merge {out} --merge ...`")
+        return
+    _print_tables(summary, corr.NDCG_K)
+    say(f"wrote {out}/scores.jsonl, scores.csv, summary.json and scatter_<estimator>.png")

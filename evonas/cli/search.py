@@ -28,6 +28,7 @@ from evonas.settings import (
     DEFAULT_TOP_K,
     format_cost,
     parse_cost,
+    parse_cost_bounds,
     parse_objectives,
 )
 
@@ -70,7 +71,9 @@ def search_cmd(
     max_params: Optional[str] = typer.Option(None, "--max-params", help="Only cells with at most this many parameters, e.g. 1.0M or 500K."),
     max_flops: Optional[str] = typer.Option(None, "--max-flops", help="Only cells with at most this many FLOPs per image, e.g. 150M."),
     max_latency: Optional[str] = typer.Option(None, "--max-latency", help="Only cells predicted at most this slow, e.g. 2.5ms (see `evonas latency`)."),
-    objectives: Optional[str] = typer.Option(None, "--objectives", help=f"The estimator plus costs ({', '.join(COSTS)}) to optimise together, e.g. sweet,params."),
+    cost_table: Optional[Path] = typer.Option(None, "--cost-table", help="CSV of measured costs per cell (arch plus numeric columns, e.g. HW-NAS-Bench's pixel3_latency): its columns become costs for --max-cost and --objectives."),
+    max_cost: Optional[list[str]] = typer.Option(None, "--max-cost", help="Only cells with at most this cost, NAME=VALUE, e.g. pixel3_latency=5ms or edgegpu_energy=20mJ (a --cost-table column, or params/flops/latency); repeatable."),
+    objectives: Optional[str] = typer.Option(None, "--objectives", help=f"The estimator plus costs ({', '.join(COSTS)}, or --cost-table columns) to optimise together, e.g. sweet,params or sweet,pixel3_latency."),
     algorithm: Optional[str] = typer.Option(None, "--algorithm", help="Search strategy: aging, nsga2, random, or a plug-in of the evonas.strategies entry point. (default: aging for one objective, nsga2 for several)"),
     latency_device: Optional[str] = typer.Option(None, "--latency-device", help=f"Device latency is measured on: cpu or cuda[:N]. (default: {DEFAULT_LATENCY_DEVICE})"),
     latency_batch_size: Optional[int] = typer.Option(None, "--latency-batch-size", help=f"Images per timed forward pass. (default: {DEFAULT_LATENCY_BATCH})"),
@@ -98,6 +101,12 @@ def search_cmd(
     }
     limits = {"params": max_params, "flops": max_flops, "latency": max_latency}
     constraints = {name: parse_cost(name, text) for name, text in limits.items() if text is not None}
+    for name, bound in parse_cost_bounds(max_cost or []).items():
+        if name in constraints:
+            raise EvonasError(f"--max-cost {name}= repeats --max-{name}; give one of them")
+        constraints[name] = bound
+    if cost_table is not None:
+        given["cost_table"] = str(cost_table)
     if constraints:
         given["constraints"] = constraints
     given = {k: v for k, v in given.items() if v is not None}
@@ -250,7 +259,7 @@ def _print_front(s: dict, truth: Optional[Path], accuracies: dict[str, float | N
 
 def _table_front(s: dict, bench, column: str, names: list[str]) -> Optional[list[dict]]:
     """Every table cell on the (cost, true accuracy) front of some cost of the run; None (said why) if not computable."""
-    from evonas.costs import CostModel, LatencyTable
+    from evonas.costs import CostModel, LatencyTable, read_cost_table
     from evonas.costs.table_front import true_front
     from evonas.progress import counted
     from evonas.runs import RunRecord
@@ -258,8 +267,10 @@ def _table_front(s: dict, bench, column: str, names: list[str]) -> Optional[list
 
     search = s["config"]["search"]
     try:
-        table = LatencyTable.from_dict(RunRecord.open(s["run_dir"]).read_latency_table()) if "latency" in names else None
-        model = CostModel(search["space"], search.get("dataset", DEFAULT_DATASET), names, table)
+        record = RunRecord.open(s["run_dir"])
+        table = LatencyTable.from_dict(record.read_latency_table()) if "latency" in names else None
+        measured = read_cost_table(record.settings().search)  # the run's own table (checksum checked)
+        model = CostModel(search["space"], search.get("dataset", DEFAULT_DATASET), names, table, measured)
         rows = bench.cells(column)
         bench.check_genotypes(rows)
         with counted() as bar:

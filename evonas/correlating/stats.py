@@ -32,6 +32,7 @@ CONVENTIONS = {
     "size_bucket_spearman": f"mean Spearman inside {SIZE_BUCKETS} buckets of equal cell count by deployed-network "
                             "parameters (equal sizes share a bucket); size_buckets: each bucket",
     "ties": "broken by position, earlier cell first",
+    "std": "with several seeds: each statistic's sample standard deviation over seeds (the value is their mean)",
 }
 
 
@@ -203,3 +204,18 @@ def summarize(scores: Sequence[float], truth: Sequence[float], seconds: Sequence
         **head_metrics(scores, truth, params),
         "seconds_per_cell": float(np.mean(seconds)) if len(seconds) else math.nan,
     }
+
+
+def over_seeds(per_seed: Sequence[dict[str, Any]]) -> tuple[dict[str, float], dict[str, float]]:
+    """Mean and spread (sample standard deviation) over seeds of every numeric statistic.
+
+    A statistic undefined (NaN or None) for one seed is undefined over the seeds, so a mean
+    never hides a seed where the estimator failed; the spread of a single seed is NaN.
+    """
+    keys = [k for k, v in per_seed[0].items() if v is None or (isinstance(v, (int, float)) and not isinstance(v, bool))]
+    mean, spread = {}, {}
+    for key in keys:
+        values = np.array([math.nan if s.get(key) is None else float(s[key]) for s in per_seed])
+        mean[key] = float(values.mean())
+        spread[key] = float(values.std(ddof=1)) if len(values) > 1 else math.nan
+    return mean, spread

@@ -16,7 +16,8 @@ shape. A network that repeats one cell therefore has costs that follow from
 - which slots of the cell have a module and which are called, in order: the space's ``cell_plan``.
 
 Parameters and FLOPs are summed as integers and latency in the network's call order, then rounded
-as ``CostModel`` rounds, so the values are the same numbers, not approximations. The fast path
+as ``CostModel`` rounds, so the values are the same numbers, not approximations. Measured costs of a
+cost table (``evonas.costs.table``) are read from the cell's own row on either path. The fast path
 also recomputes a few cells with ``CostModel`` each time and refuses to answer if any differs (a
 change to the network that the space's ``cell_plan`` did not follow). Every other space takes the
 general path, ``CostModel`` cell by cell (slow, with a progress callback). Caching every cell's costs on disk was the alternative; it would still
@@ -68,12 +69,14 @@ def true_front(model: CostModel, cells: Sequence[tuple[str, float]],
 
     ``cells`` are (genotype, true accuracy), e.g. every row of a benchmark table. Each returned cell
     is ``{"genotype", "costs": {every cost of model}, "accuracy"}``; the union over costs is
-    returned, so the front of any one cost is ``staircase`` of these cells' (that cost, accuracy).
+    returned, so the front of any one cost is ``staircase`` of these cells' (that cost, accuracy)
+    over those that have it (a cost table's negative entries are cells it has no measurement of).
     """
     costs = table_costs(model, [g for g, _ in cells], progress)
     chosen: dict[int, None] = {}
     for name in model.names:
-        for _, _, index in staircase((c[name], acc, i) for i, (c, (_, acc)) in enumerate(zip(costs, cells))):
+        measured = ((c[name], acc, i) for i, (c, (_, acc)) in enumerate(zip(costs, cells)) if c[name] >= 0)
+        for _, _, index in staircase(measured):  # a negative table entry is no measurement
             chosen[index] = None
     return sorted(({"genotype": cells[i][0], "costs": costs[i], "accuracy": cells[i][1]} for i in chosen),
                   key=lambda c: (tuple(c["costs"][n] for n in model.names), -c["accuracy"]))
@@ -197,6 +200,8 @@ class _RepeatedCellCosts:
                 out[name] = round((self.fixed_params + sum(self.params[e] for e in built)) / 1e6, ROUND)
             elif name == "flops":
                 out[name] = round((self.fixed_flops + sum(self.flops[e] for e in called)) / 1e6, ROUND)
+            elif name in self.model.measured:  # a cost table's column: this very genotype's row
+                out[name] = self.model.table(genotype)[name]
             else:
                 total = 0.0
                 image_dependent = True  # the stem's output; reductions pass dependence on unchanged

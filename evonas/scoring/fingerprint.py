@@ -14,13 +14,22 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
+from evonas.settings import ScoringSettings
+
 DIGITS = 16
+#: ScoringSettings fields that do not change a score (the data folder only says where the same data lives).
+_NOT_SCORE_AFFECTING = ("data_dir",)
 
 
 def digest(data: Any) -> str:
     """A short hash of JSON-able ``data`` (key order does not matter)."""
     text = json.dumps(data, sort_keys=True, default=str)
     return hashlib.sha256(text.encode()).hexdigest()[:DIGITS]
+
+
+def scoring_fingerprint(config: ScoringSettings) -> str:
+    """A short stable hash of everything in ``config`` that changes a score."""
+    return digest({k: v for k, v in config.to_dict().items() if k not in _NOT_SCORE_AFFECTING})
 
 
 def _module_of(value: Any) -> ModuleType | None:

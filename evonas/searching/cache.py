@@ -11,16 +11,10 @@ from __future__ import annotations
 
 from typing import Any, Iterable, Mapping
 
-from evonas.scoring.fingerprint import digest
+from evonas.scoring.fingerprint import scoring_fingerprint
 from evonas.settings import ScoringSettings
 
-#: ScoringSettings fields that do not change a score.
-_NOT_SCORE_AFFECTING = ("data_dir",)
-
-
-def scoring_fingerprint(config: ScoringSettings) -> str:
-    """A short stable hash of everything in ``config`` that changes a score."""
-    return digest({k: v for k, v in config.to_dict().items() if k not in _NOT_SCORE_AFFECTING})
+__all__ = ["ScoreCache", "scoring_fingerprint"]
 
 
 class ScoreCache:

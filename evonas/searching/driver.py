@@ -16,7 +16,9 @@ no finished evaluation is lost or repeated, and jobs still in flight are submitt
 With constraints or cost objectives, each child's costs (``evonas.costs``) are computed before
 it is submitted. A child over a constraint gets an ``infeasible`` history line and is neither
 scored nor told to the strategy nor counted against the budget; the checkpoint records how many
-lines (not only evaluations) it covers.
+lines (not only evaluations) it covers. Costs read from a cost table (``--cost-table``) are looked up
+by genotype string in the table recorded (path and SHA-256) in the run's settings; a cell the table
+has no measurement of is infeasible in the same way.
 """
 from __future__ import annotations
 
@@ -27,7 +29,16 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Callable
 
-from evonas.costs import CostModel, LatencySettings, LatencyTable, check_satisfiable, latency_table, violations
+from evonas.costs import (
+    CostModel,
+    CostTable,
+    LatencySettings,
+    LatencyTable,
+    check_satisfiable,
+    latency_table,
+    read_cost_table,
+    violations,
+)
 from evonas.errors import EvonasError
 from evonas.execution import Executor, JobResult, make_executor
 from evonas.runs import RunRecord, Tally, default_run_name
@@ -93,11 +104,12 @@ def latency_settings(settings: SearchSettings) -> LatencySettings:
                            statistic=settings.latency_statistic, backend=settings.latency_backend)
 
 
-def _cost_model(settings: SearchSettings, table: LatencyTable | None) -> CostModel | None:
+def _cost_model(settings: SearchSettings, table: LatencyTable | None,
+                cost_table: CostTable | None = None) -> CostModel | None:
     """The costs a search computes (None for a search without constraints or cost objectives)."""
     if not settings.costs_needed:
         return None
-    return CostModel(settings.space, settings.dataset, settings.costs_needed, table)
+    return CostModel(settings.space, settings.dataset, settings.costs_needed, table, cost_table)
 
 
 def start_search(
@@ -111,7 +123,10 @@ def start_search(
     """Run a new search to its budget; returns the run folder."""
     settings = resolve_settings(settings)
     table = latency_table(latency_settings(settings))[0] if "latency" in settings.costs_needed else None
-    costs = _cost_model(settings, table)
+    cost_table = read_cost_table(settings)  # the file resolve_settings took the checksum of
+    if cost_table is not None:
+        cost_table.check_covers()
+    costs = _cost_model(settings, table, cost_table)
     if costs is not None:
         check_satisfiable(costs, settings.constraints)
     scoring = scoring_settings(settings, interval_progress)
@@ -168,7 +183,7 @@ def resume_search(
                           f"{covered}; the history was truncated and the run cannot be resumed")
     table = LatencyTable.from_dict(record.read_latency_table()) if "latency" in settings.costs_needed else None
     driver = _Driver(record, settings, recorded.scoring, strategy, executor_factory, progress, history, checkpoint,
-                     costs=_cost_model(settings, table))
+                     costs=_cost_model(settings, table, read_cost_table(settings)))
     return driver.run()
 
 
@@ -273,7 +288,7 @@ class _Driver:
     def _infeasible(self, job_id: int, proposal: Proposal) -> bool:
         """Record a child over a constraint (never scored, no evaluation); True if it was one."""
         costs = self.costs(proposal.genotype, proposal.key)
-        broken = violations(costs, self.settings.constraints)
+        broken = self.costs.unmeasured(costs) + violations(costs, self.settings.constraints)
         if not broken:
             self.infeasible_streak = 0
             return False
@@ -290,7 +305,7 @@ class _Driver:
                           "the feasible region looks nearly empty")
         if self.infeasible_streak >= INFEASIBLE_LIMIT:
             raise EvonasError(f"{INFEASIBLE_LIMIT} children in a row broke the constraints (last: {line['error']}); "
-                              "the feasible region is nearly empty: loosen the --max-* limits")
+                              "the feasible region is nearly empty: loosen the --max-* (or --max-cost) limits")
         return True
 
     def _submit(self, job_id: int, proposal: Proposal) -> None:

@@ -9,7 +9,7 @@ from matplotlib.figure import Figure
 
 from evonas.costs.table_front import staircase
 from evonas.runs import dominates, replacing
-from evonas.settings import COSTS
+from evonas.settings import cost_unit
 
 Point = Sequence[float]
 
@@ -58,7 +58,7 @@ def plot_front(path: Path, cells: list[dict[str, Any]], front: list[dict[str, An
         ordered = sorted(front, key=lambda c: c["costs"][name])
         ax.plot([c["costs"][name] for c in ordered], [value(c) for c in ordered], "o-", c="tab:red", ms=4,
                 label=f"front ({len(front)})")
-        ax.set_xlabel(f"{name} ({COSTS[name]})")
+        ax.set_xlabel(f"{name} ({cost_unit(name)})" if cost_unit(name) else name)
         ax.set_ylabel(label)
         ax.grid(alpha=0.3)
         ax.legend(loc="best", fontsize=8)
@@ -72,4 +72,4 @@ def true_steps(true_front: Sequence[Mapping[str, Any] | Sequence[float]], cost_n
     """The (cost ``name``, accuracy) front of ``true_front``'s cells, cheapest first (``plot_front``'s step line)."""
     index = list(cost_names).index(name)
     points = ((c["costs"][name], c["accuracy"]) if isinstance(c, Mapping) else (c[index], c[-1]) for c in true_front)
-    return [(float(x), float(y)) for x, y, *_ in staircase(points)]
+    return [(float(x), float(y)) for x, y, *_ in staircase(p for p in points if p[0] >= 0)]  # < 0: unmeasured

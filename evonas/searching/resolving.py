@@ -8,6 +8,7 @@ cannot take the given objectives is the same one-line error everywhere.
 from __future__ import annotations
 
 import search_spaces
+from evonas.costs.table import with_cost_table
 from evonas.searching import registry
 from evonas.settings import SearchSettings
 
@@ -19,6 +20,6 @@ def resolve_settings(settings: SearchSettings) -> SearchSettings:
     strategy = None if settings.algorithm is None else registry.get(settings.algorithm)  # unknown: one-line error
     if strategy is not None and not strategy.uses_population and settings.budget is not None:
         population = min(population, settings.budget)  # a default it ignores must not refuse a short run
-    resolved = settings.resolved((population, sample))
+    resolved = with_cost_table(settings).resolved((population, sample))  # a cost table's columns and checksum
     registry.check_objectives(resolved.algorithm, len(resolved.objectives or ()) or 1)
     return resolved
