@@ -17,7 +17,7 @@ mkdir -p "$OUT"
 $EVONAS spaces | grep nbmacro
 
 # 1. CPU seconds of one score of one network (batch 64, CIFAR-10), for three networks.
-nice -n 10 .venv/bin/python - 22222222,11111111,12012012 sweet,sweet_ntk,synflow,nwot,flops <<'EOF' | tee "$OUT/time_one.txt"
+nice -n 10 .venv/bin/python - 22222222,11111111,12012012 sweet,sweet_ntk,synflow,nwot,flops "$DATA" <<'EOF' | tee "$OUT/time_one.txt"
 import sys, time, warnings
 import torch
 from evonas.scoring.scorer import Scorer
@@ -27,7 +27,7 @@ torch.set_num_threads(1)
 genotypes = sys.argv[1].split(",")
 for est in sys.argv[2].split(","):
     settings = {"interval": [1e-4, 5e-4]} if est.startswith("sweet") else {}
-    scorer = Scorer(ScoringSettings(space="nbmacro", estimator=est, estimator_settings=settings, data_dir="../shared/data"))
+    scorer = Scorer(ScoringSettings(space="nbmacro", estimator=est, estimator_settings=settings, data_dir=sys.argv[3]))
     scorer.score(genotypes[0])  # warm-up
     for g in genotypes:
         start = time.process_time()
@@ -71,19 +71,28 @@ done
 .venv/bin/python - "$OUT" "$TABLE" <<'EOF2'
 import csv, json, sys
 from pathlib import Path
+from scipy.stats import kendalltau, spearmanr
 out, table = Path(sys.argv[1]), sys.argv[2]
 acc = {r["arch"]: float(r["test_accuracy"]) for r in csv.DictReader(open(table))}
 ranked = sorted(acc.values(), reverse=True)
+rows = list(csv.DictReader(open(table)))
+truth = [float(r["test_accuracy"]) for r in rows]
+all_rows = {c: {"spearman": spearmanr([float(r[c]) for r in rows], truth)[0],
+                "kendall": kendalltau([float(r[c]) for r in rows], truth)[0]} for c in ("params", "flops")}
 keep = ("scored", "spearman", "kendall", "top10_precision", "top_ranked_truth", "size_bucket_spearman", "seconds_per_cell")
 result = {"source": "NAS-Bench-Macro (Su et al., CVPR 2021), ../shared/benchmarks/nbmacro_cifar10.csv; CIFAR-10 "
                     "batch 64 from ../shared/data; OMP_NUM_THREADS=1; seconds are wall on a shared 2-core machine",
           "space_best": {"accuracy": ranked[0], "genotypes": [a for a, v in acc.items() if v == ranked[0]]},
-          "correlate": {}, "search": {}}
+          "table_columns_all_6561": all_rows, "correlate": {}, "search": {}}
+result["calibrated_interval"] = next(line for line in (out / "calibrate.txt").read_text().splitlines()
+                                     if line.startswith("interval:")).split(";")[0]
+result["cpu_seconds_per_score"] = [dict(zip(("estimator", "genotype", "cpu_s"), line.split()[:3]))
+                                   for line in (out / "time_one.txt").read_text().splitlines()]
 for run in ("c200_nb201", "c200_calibrated"):
     summary = json.loads((out / run / "summary.json").read_text())
     result["correlate"][run] = {name: {k: r[k] for k in keep} | {"settings": r.get("settings", {})}
                                 for name, r in summary["results"].items()}
-for run in sorted(out.glob("search-*")):
+for run in sorted(p for p in out.glob("search-*") if p.is_dir()):
     best = json.loads((run / "best.json").read_text())["best"]["genotype"]
     result["search"][run.name] = {"genotype": best, "accuracy": acc[best],
                                   "rank": 1 + sum(v > acc[best] for v in ranked)}
