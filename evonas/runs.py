@@ -35,6 +35,7 @@ from pathlib import Path
 from typing import Any, Iterable, Iterator
 
 from evonas.errors import EvonasError
+from evonas.fronts import dominates
 from evonas.settings import ScoringSettings, SearchSettings, load_json, save_json
 
 CONFIG = "config.json"
@@ -110,11 +111,6 @@ def replacing(path: Path) -> Iterator[Path]:
 def _is_scored(record: dict[str, Any]) -> bool:
     score = record.get("score")
     return record.get("status") == "ok" and isinstance(score, (int, float)) and math.isfinite(score)
-
-
-def dominates(a: tuple[float, ...], b: tuple[float, ...]) -> bool:
-    """``a`` is no worse than ``b`` in every objective and better in one (all minimised)."""
-    return all(x <= y for x, y in zip(a, b)) and any(x < y for x, y in zip(a, b))
 
 
 class Tally:

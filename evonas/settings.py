@@ -219,6 +219,12 @@ class SearchSettings:
     cost_table: str | None = None
     cost_table_columns: tuple[str, ...] = ()
     cost_table_sha256: str | None = None
+    #: A JSON-lines file of scores shared by searches (``evonas.searching.cache.ScoreStore``): read
+    #: at the start, appended as cells are scored; None: scores live only in this run.
+    score_store: str | None = None
+    #: The seed of scoring (weight init, fixed batches); None: ``seed``. One scoring seed for several
+    #: search seeds makes their scores the same numbers, so they can share a ``score_store``.
+    scoring_seed: int | None = None
 
     @property
     def cost_names(self) -> tuple[str, ...]:

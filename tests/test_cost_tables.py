@@ -13,7 +13,7 @@ import search_spaces
 from cli_helpers import assert_one_line_error, run_cli
 from evonas.costs import CostModel, CostTable
 from evonas.errors import EvonasError
-from evonas.runs import dominates
+from evonas.fronts import dominates
 from evonas.searching import pareto, resolve_settings, resume_search, start_search
 from evonas.seeding import stable_seed
 from evonas.settings import SearchSettings, format_cost, parse_cost, parse_cost_bounds

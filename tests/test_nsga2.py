@@ -11,7 +11,7 @@ from cli_helpers import run_cli
 from evonas.runs import Tally
 from evonas.searching import resume_search, start_search
 from evonas.searching.nsga2 import NSGA2
-from evonas.searching.pareto import hypervolume
+from evonas.fronts import hypervolume
 from evonas.settings import SearchSettings
 from search_fakes import ShuffledExecutor, history_lines, kill_search_when, local_fake
 

@@ -2,17 +2,19 @@
 from __future__ import annotations
 
 import csv
+import json
 import random
 from pathlib import Path
 
 import pytest
 
 import search_spaces
-from cli_helpers import run_cli
+from cli_helpers import assert_one_line_error, run_cli
 from evonas.costs import CostModel, LatencySettings, latency_table
 from evonas.costs import latency as latency_module
 from evonas.costs import table_front
-from evonas.costs.table_front import direct_costs, staircase, table_costs, true_front
+from evonas.costs.table_front import direct_costs, table_costs, true_front
+from evonas.fronts import front_quality
 from evonas.errors import EvonasError
 from evonas.searching import pareto, start_search
 from evonas.searching.pareto import true_steps
@@ -60,12 +62,6 @@ def fake_table(path: Path, genotypes: list[str], seed: int = 0) -> dict[str, flo
         writer.writerow(["arch", "cifar10_test"])
         writer.writerows(accuracies.items())
     return accuracies
-
-
-def test_staircase_keeps_the_best_accuracy_at_each_cost():
-    points = [(3, 90, "c"), (1, 80, "a"), (2, 80, "b"), (2, 85, "d"), (4, 89, "e"), (1, 70, "f")]
-    assert staircase(points) == [(1, 80, "a"), (2, 85, "d"), (3, 90, "c")]
-    assert staircase([]) == []
 
 
 def test_true_front_matches_a_brute_force_on_a_small_table():
@@ -159,6 +155,40 @@ def test_show_truth_draws_the_tables_true_front(tmp_path, monkeypatch, capsys):
     assert list(zip(step["x"], step["y"])) == [(c, a) for c, a, _ in brute]
     code, out, _ = run_cli(monkeypatch, capsys, "show", str(run))  # without --truth: no true front anywhere
     assert code == 0 and len(calls) == 1 and "true front" not in out
+
+
+def test_show_truth_judges_the_front_by_regret_and_hypervolume(tmp_path, monkeypatch, capsys):
+    settings = SearchSettings(space="nb201", budget=30, population=6, sample=2, seed=3, checkpoint_every=5,
+                              checkpoint_seconds=0, objectives=("synflow", "params"))
+    run = start_search(settings, run_dir=tmp_path / "r", executor_factory=local_fake)
+    evaluated = [r["genotype"] for r in history_lines(run) if r["status"] == "ok"]
+    accuracy = fake_table(tmp_path / "truth.csv", evaluated + random_cells(25, seed=7))
+    code, out, _ = run_cli(monkeypatch, capsys, "show", str(run), "--truth", str(tmp_path / "truth.csv"),
+                           "--budgets", "params=0.3M,1.6M", "--json")
+    assert code == 0
+    shown = json.loads(out)
+    model = CostModel("nb201", "cifar10", ("params",))
+    table = [(direct_costs(model, g)["params"], a) for g, a in accuracy.items()]
+    front = [(r["costs"]["params"], accuracy[r["genotype"]]) for r in shown["front"]]
+    assert all(r["true_accuracy"] == accuracy[r["genotype"]] for r in shown["front"] + shown["top"])
+    expected = front_quality(front, table, [0.3, 1.6])
+    got = shown["front_quality"]["params"]
+    assert got["budgets"] == [0.3, 1.6] and got["regret"] == pytest.approx(expected["regret"])
+    assert got["hv_ratio"] == pytest.approx(expected["hv_ratio"]) and 0 < got["hv_ratio"] <= 1
+    best = max(a for _, a in table)  # at the largest budget the regret is the best cell's accuracy minus the front's
+    assert got["regret"][1] == pytest.approx(best - max(a for _, a in front))
+    code, out, _ = run_cli(monkeypatch, capsys, "show", str(run), "--truth", str(tmp_path / "truth.csv"),
+                           "--budgets", "params=0.3M,1.6M")
+    assert code == 0 and "params: regret" in out and "0.3M" in out and "hypervolume" in out, out
+
+
+def test_show_budgets_need_a_cost_and_units(tmp_path, monkeypatch, capsys):
+    settings = SearchSettings(space="nb201", budget=6, population=3, sample=2, seed=3, checkpoint_every=5,
+                              checkpoint_seconds=0, objectives=("synflow", "params"))
+    run = start_search(settings, run_dir=tmp_path / "r", executor_factory=local_fake)
+    for bad, fragment in (("0.3M", "COST=V1,V2"), ("params=0.3", "with its unit")):
+        code, out, err = run_cli(monkeypatch, capsys, "show", str(run), "--budgets", bad)
+        assert_one_line_error(code, out, err, fragment)
 
 
 def test_show_truth_of_a_latency_run_uses_the_runs_table(tmp_path, monkeypatch, capsys, fake_latency):

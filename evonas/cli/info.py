@@ -93,11 +93,11 @@ def calibrate_cmd(
 def arch_cmd(
     genotype: str = typer.Argument(..., help="Genotype string (for darts either text form)."),
     space: str = typer.Option(DEFAULT_SPACE, "--space", help="Search space of the genotype."),
-    truth: Optional[Path] = typer.Option(None, "--truth", help="Benchmark accuracy table (NB-201): show the cell's trained accuracies."),
+    truth: Optional[Path] = typer.Option(None, "--truth", help="The space's benchmark table (e.g. NB-201, NB-101, NB-301 cells): show the cell's trained accuracies."),
     classes: int = typer.Option(10, "--classes", min=1, help="Classes of the networks whose parameters are counted."),
     draw: Optional[Path] = typer.Option(None, "--draw", help="Also draw the cell(s) to FILE (.png or .svg)."),
 ) -> None:
-    """Show a cell: its nodes, canonical key, parameter counts and (NB-201) true accuracies; draw it."""
+    """Show a cell: its nodes, canonical key, parameter counts and (with --truth) true accuracies; draw it."""
     import search_spaces
     from evonas.drawing import draw_genotype
 

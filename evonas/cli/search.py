@@ -43,6 +43,8 @@ def search_cmd(
     population: Optional[int] = typer.Option(None, "--population", help="Population size P. (default: the space's own, listed by `evonas spaces`; 25 for nb201)"),
     sample: Optional[int] = typer.Option(None, "--sample", help="Tournament sample size S. (default: the space's own, listed by `evonas spaces`; 5 for nb201)"),
     seed: Optional[int] = typer.Option(None, "--seed", help="Seed for every random draw of the run. (default: 0)"),
+    scoring_seed: Optional[int] = typer.Option(None, "--scoring-seed", help="Seed of the scoring alone (weight init, fixed batches), so searches of several --seed values score cells alike and can share a --score-store. (default: --seed)"),
+    score_store: Optional[Path] = typer.Option(None, "--score-store", help="JSON-lines file of scores shared by searches (several seeds, or runs at the same time): cells already in it are not scored again, new scores are appended."),
     dataset: Optional[str] = typer.Option(None, "--dataset", help=f"cifar10, cifar100, imagenet16-120 or synthetic. (default: {DEFAULT_DATASET})"),
     data_dir: Optional[Path] = typer.Option(None, "--data-dir", help="Dataset folder (default $EVONAS_DATA or the user cache)."),
     batch_size: Optional[int] = typer.Option(None, "--batch-size", help=f"Images per estimator batch. (default: {DEFAULT_BATCH_SIZE})"),
@@ -90,7 +92,8 @@ def search_cmd(
 
     given = {
         "space": space, "estimator": estimator, "budget": budget, "time_limit": time_limit,
-        "population": population, "sample": sample, "seed": seed, "dataset": dataset,
+        "population": population, "sample": sample, "seed": seed, "scoring_seed": scoring_seed,
+        "score_store": str(score_store) if score_store else None, "dataset": dataset,
         "data_dir": str(data_dir) if data_dir else None, "batch_size": batch_size, "batch_policy": batch_policy,
         "interval": interval, "executor": executor, "workers": workers, "gpus_per_worker": gpus_per_worker,
         "address": address, "ship_data": ship_data or None, "jobs_per_call": jobs_per_call, "checkpoint_every": checkpoint_every,
@@ -148,7 +151,8 @@ def _interrupt(signum: int, frame: object) -> None:
     raise KeyboardInterrupt
 
 
-def print_run(run_dir: Path, top_k: Optional[int], truth: Optional[Path]) -> None:
+def print_run(run_dir: Path, top_k: Optional[int], truth: Optional[Path],
+              budgets: Optional[dict[str, list[float]]] = None) -> None:
     """Summary lines and the top-k table of a run folder (used by search and show)."""
     import search_spaces
     from evonas.runs import RunRecord
@@ -188,7 +192,7 @@ def print_run(run_dir: Path, top_k: Optional[int], truth: Optional[Path]) -> Non
                       *([f"{acc:.2f}" if acc is not None else "-"] if truth else []), rec["genotype"])
     console.print(table)
     if "front" in s:
-        _print_front(s, truth, accuracies)
+        _print_front(s, truth, accuracies, budgets)
     print_refinement(run_dir, truth)
 
 
@@ -222,8 +226,10 @@ def print_refinement(run_dir: Path, truth: Optional[Path]) -> None:
                   f"{refined['training_seconds']:.0f} s of training{state}: {chosen['genotype']}", soft_wrap=True)
 
 
-def _print_front(s: dict, truth: Optional[Path], accuracies: dict[str, float | None]) -> None:
-    """The run's Pareto front, cheapest first (true accuracies with --truth)."""
+def _print_front(s: dict, truth: Optional[Path], accuracies: dict[str, float | None],
+                 budgets: Optional[dict[str, list[float]]] = None) -> None:
+    """The run's Pareto front, cheapest first; with --truth its true accuracies, regret per budget
+    and hypervolume ratio against the table, and the picture with the table's true front."""
     import search_spaces
 
     if truth is not None:
@@ -247,45 +253,87 @@ def _print_front(s: dict, truth: Optional[Path], accuracies: dict[str, float | N
         from evonas.runs import RunRecord
         from evonas.searching.pareto import plot_front
 
+        quality = front_quality_or_reason(Path(s["run_dir"]), truth, budgets)
+        if quality is None:
+            return
+        _print_quality(quality["costs"])
         cells = RunRecord.open(s["run_dir"]).tally().cells()
         known = {c["genotype"]: bench.accuracy(c["genotype"], column) for c in cells}
         truth_plot = Path(s["run_dir"]) / "front-truth.png"
-        true_front = _table_front(s, bench, column, names)
         plot_front(truth_plot, cells, s["front"], "score", names, truth={g: a for g, a in known.items() if a is not None},
-                   true_front=true_front)
-        console.print(f"front with true accuracies: {truth_plot}"
-                      + (f" (and the true front of the table's {len(bench)} cells)" if true_front else ""), soft_wrap=True)
+                   true_front=quality["true_front"])
+        console.print(f"front with true accuracies: {truth_plot} (and the true front of the table's {len(bench)} cells)",
+                      soft_wrap=True)
 
 
-def _table_front(s: dict, bench, column: str, names: list[str]) -> Optional[list[dict]]:
-    """Every table cell on the (cost, true accuracy) front of some cost of the run; None (said why) if not computable."""
-    from evonas.costs import CostModel, LatencyTable, read_cost_table
-    from evonas.costs.table_front import true_front
+def front_quality_or_reason(run_dir: Path, truth: Path, budgets: Optional[dict[str, list[float]]]) -> Optional[dict]:
+    """``run_front_quality`` with a progress bar; None (said why) if the table's costs are not computable."""
     from evonas.progress import counted
-    from evonas.runs import RunRecord
+    from evonas.searching.front_quality import run_front_quality
     from evonas.user_errors import USER_ERRORS
 
-    search = s["config"]["search"]
     try:
-        record = RunRecord.open(s["run_dir"])
-        table = LatencyTable.from_dict(record.read_latency_table()) if "latency" in names else None
-        measured = read_cost_table(record.settings().search)  # the run's own table (checksum checked)
-        model = CostModel(search["space"], search.get("dataset", DEFAULT_DATASET), names, table, measured)
-        rows = bench.cells(column)
-        bench.check_genotypes(rows)
         with counted() as bar:
-            task = bar.add_task("costs of the table's cells", total=len(rows))
-            return true_front(model, [(c.arch, c.truth) for c in rows], lambda done, _: bar.update(task, completed=done))
+            task = bar.add_task("costs of the table's cells", total=None)
+            return run_front_quality(run_dir, truth, budgets,
+                                     lambda done, total: bar.update(task, completed=done, total=total))
     except USER_ERRORS as exc:
-        console.print(f"true front not drawn: {exc}", soft_wrap=True)
+        console.print(f"front not judged against the table: {exc}", soft_wrap=True)
         return None
+
+
+def _print_quality(quality: dict[str, dict]) -> None:
+    """Regret at each budget and the hypervolume ratio of the front, per cost."""
+    for name, q in quality.items():
+        regrets = ", ".join(f"{format_cost(name, b)} {'-' if r is None else f'{r:.2f}'}"
+                            for b, r in zip(q["budgets"], q["regret"]))
+        console.print(f"{name}: regret (table's best under the budget minus the front's) {regrets}; "
+                      f"hypervolume {q['hv_ratio']:.3f} of the table's true front "
+                      f"(reference {format_cost(name, q['reference'][0])}, {q['reference'][1]:.2f}%)", soft_wrap=True)
+
+
+def parse_budgets(terms: list[str]) -> dict[str, list[float]]:
+    """``--budgets params=0.2M,0.4M`` terms -> {cost: [budgets in its stored unit]}."""
+    out: dict[str, list[float]] = {}
+    for term in terms:
+        name, sep, values = (part.strip() for part in term.partition("="))
+        if not sep or not name or not values:
+            raise EvonasError(f"--budgets takes COST=V1,V2,..., like params=0.2M,0.6M, not {term!r}")
+        out[name] = sorted(parse_cost(name, v, "--budgets") for v in values.split(","))
+    return out
 
 
 @app.command("show")
 def show_cmd(
     run_dir: Path = typer.Argument(..., help="A run folder written by `evonas search` (finished or not)."),
     top_k: Optional[int] = typer.Option(None, "--top-k", help="Rows of the table. (default: the run's --top-k)"),
-    truth: Optional[Path] = typer.Option(None, "--truth", help="Benchmark accuracy table (NB-201): add true accuracies."),
+    truth: Optional[Path] = typer.Option(None, "--truth", help="The space's benchmark table: add true accuracies and judge the Pareto front (regret per budget, hypervolume ratio)."),
+    budgets: Optional[list[str]] = typer.Option(None, "--budgets", help="With --truth: the cost budgets of the regret, COST=V1,V2,... (e.g. params=0.2M,0.6M,1.6M); repeat per cost. (default: six spread over the table's range)"),
+    as_json: bool = typer.Option(False, "--json", help="Print the summary (and with --truth the front's quality) as JSON instead of tables."),
 ) -> None:
-    """Summarise a search run: progress, failures, cache hits, speed, top cells."""
-    print_run(run_dir, top_k, truth)
+    """Summarise a search run: progress, failures, cache hits, speed, top cells, the front."""
+    parsed = parse_budgets(budgets or [])
+    if as_json:
+        print_run_json(run_dir, top_k, truth, parsed)
+    else:
+        print_run(run_dir, top_k, truth, parsed)
+
+
+def print_run_json(run_dir: Path, top_k: Optional[int], truth: Optional[Path], budgets: dict[str, list[float]]) -> None:
+    """``show --json``: the run summary; with --truth each top and front cell's true accuracy and the front's quality."""
+    import json
+
+    import search_spaces
+    from evonas.runs import RunRecord
+    from evonas.searching.front_quality import run_front_quality
+
+    s = RunRecord.open(run_dir).summary(top_k)
+    if truth is not None:
+        search = RunRecord.open(run_dir).settings().search
+        space = search_spaces.get(search.space)
+        bench, column = space.benchmark(truth), space.truth_column(search.dataset)
+        for rec in s["top"] + s.get("front", []):
+            rec["true_accuracy"] = bench.accuracy(rec["genotype"], column)
+        if s.get("front"):
+            s["front_quality"] = run_front_quality(run_dir, truth, budgets)["costs"]
+    print(json.dumps(s, indent=1, default=str))

@@ -27,7 +27,6 @@ table, which the fast path makes unnecessary: all 15,625 NB-201 cells take 2-4 s
 """
 from __future__ import annotations
 
-import math
 import random
 from typing import Any, Callable, Iterable, Sequence
 
@@ -39,30 +38,11 @@ from evonas.costs.latency import WHOLE_GRAPH, op_key
 from evonas.costs.model import ROUND, CostModel
 from evonas.costs.network import meta_network, traced_ops
 from evonas.errors import EvonasError
+from evonas.fronts import staircase
 from search_spaces.base import CellPlan
 
 #: Cells recomputed with ``CostModel`` every time the fast path runs (a guard, not the test).
 CHECKS = 3
-#: (cost, true accuracy, anything else ...) of one cell.
-Point = tuple
-
-
-def staircase(points: Iterable[Point]) -> list[Point]:
-    """The 2-D Pareto front of (cost: lower is better, accuracy: higher is better), cheapest first.
-
-    A point stays when no cheaper-or-equal point is at least as accurate; of equal points the first
-    (by cost, then accuracy, then input order) stays. Drawn as a step, it is the best accuracy
-    reachable at each cost.
-    """
-    front: list[Point] = []
-    best = -math.inf
-    for point in sorted(points, key=lambda p: (p[0], -p[1])):
-        if point[1] > best:
-            front.append(point)
-            best = point[1]
-    return front
-
-
 def true_front(model: CostModel, cells: Sequence[tuple[str, float]],
                progress: Callable[[int, int], None] | None = None) -> list[dict[str, Any]]:
     """The table cells on the (cost, true accuracy) front of some cost of ``model``, cheapest first.
@@ -72,14 +52,26 @@ def true_front(model: CostModel, cells: Sequence[tuple[str, float]],
     returned, so the front of any one cost is ``staircase`` of these cells' (that cost, accuracy)
     over those that have it (a cost table's negative entries are cells it has no measurement of).
     """
+    return front_cells(costed_cells(model, cells, progress), model.names)
+
+
+def costed_cells(model: CostModel, cells: Sequence[tuple[str, float]],
+                 progress: Callable[[int, int], None] | None = None) -> list[dict[str, Any]]:
+    """Every (genotype, true accuracy) of ``cells`` as ``{"genotype", "costs", "accuracy"}``, in order."""
     costs = table_costs(model, [g for g, _ in cells], progress)
-    chosen: dict[int, None] = {}
-    for name in model.names:
-        measured = ((c[name], acc, i) for i, (c, (_, acc)) in enumerate(zip(costs, cells)) if c[name] >= 0)
-        for _, _, index in staircase(measured):  # a negative table entry is no measurement
-            chosen[index] = None
-    return sorted(({"genotype": cells[i][0], "costs": costs[i], "accuracy": cells[i][1]} for i in chosen),
-                  key=lambda c: (tuple(c["costs"][n] for n in model.names), -c["accuracy"]))
+    return [{"genotype": g, "costs": c, "accuracy": acc} for c, (g, acc) in zip(costs, cells)]
+
+
+def cost_points(cells: Sequence[dict[str, Any]], name: str) -> list[tuple[float, float, int]]:
+    """(cost ``name``, accuracy, position) of the cells measured in it (a negative entry is no measurement)."""
+    return [(c["costs"][name], c["accuracy"], i) for i, c in enumerate(cells) if c["costs"][name] >= 0]
+
+
+def front_cells(cells: Sequence[dict[str, Any]], names: Sequence[str]) -> list[dict[str, Any]]:
+    """The ``costed_cells`` on the (cost, accuracy) front of some cost of ``names``, cheapest first."""
+    chosen = {index: None for name in names for _, _, index in staircase(cost_points(cells, name))}
+    return sorted((cells[i] for i in chosen),
+                  key=lambda c: (tuple(c["costs"][n] for n in names), -c["accuracy"]))
 
 
 def table_costs(model: CostModel, genotypes: Sequence[str],

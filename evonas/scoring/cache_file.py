@@ -26,7 +26,8 @@ def read_entries(path: Path) -> dict[str, Any]:
 
 
 @contextmanager
-def _locked(path: Path) -> Iterator[None]:
+def locked(path: Path) -> Iterator[None]:
+    """An exclusive ``flock`` on ``<path>.lock`` for the block (other processes wait for it)."""
     with open(path.with_name(f"{path.name}.lock"), "a") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         try:
@@ -39,7 +40,7 @@ def add_entries(path: Path, entries: Mapping[str, Any]) -> None:
     """Add (or replace) ``entries``, keeping every other entry, even one another process just wrote."""
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        with _locked(path):
+        with locked(path):
             data = read_entries(path)
             data.update(entries)
             tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")

@@ -6,31 +6,139 @@ work. The key is the cell's canonical key plus a fingerprint of every setting th
 change a score (estimator and its settings incl. the interval, batch policy and size,
 dataset, seed, proxy-network options); the data folder is left out because it only says
 where the same data lives.
+
+With a score store (``--score-store FILE``) the cache also reads and appends a JSON-lines file
+that other searches share: several seeds of a benchmark, or two searches running at once, then
+score each cell once. Store entries carry the code fingerprint too (``store_fingerprint``), so
+scores made by other estimator code are never reused.
 """
 from __future__ import annotations
 
+import json
+import math
+from pathlib import Path
 from typing import Any, Iterable, Mapping
 
-from evonas.scoring.fingerprint import scoring_fingerprint
+import estimators
+import search_spaces
+from evonas.runs import SYNC_INTERVAL_S, HistoryWriter
+from evonas.scoring import Scorer, estimator_class
+from evonas.scoring.cache_file import locked
+from evonas.scoring.fingerprint import code_fingerprint, digest, scoring_fingerprint
 from evonas.settings import ScoringSettings
 
-__all__ = ["ScoreCache", "scoring_fingerprint"]
+__all__ = ["ScoreCache", "ScoreStore", "scoring_fingerprint", "store_fingerprint"]
+
+
+def store_fingerprint(config: ScoringSettings) -> str:
+    """What a stored score is valid for: the score-changing settings and the code behind the score
+    (the estimator, a composite's parts, the space, the scorer)."""
+    cls = estimator_class(config.estimator)
+    registry = estimators.available()
+    parts = [registry[name] for name in getattr(cls, "names", ())]
+    code = code_fingerprint(cls, *parts, type(search_spaces.get(config.space)), Scorer)
+    return digest({"settings": scoring_fingerprint(config), "code": code})
+
+
+class ScoreStore:
+    """A JSON-lines file of ``{"key", "fingerprint", "score"}`` that several processes share.
+
+    Appends take an exclusive lock (so two searches never interleave their lines) and go through
+    a ``HistoryWriter`` (each line reaches the kernel at once; fsync'ed in groups). A line torn by
+    a killed writer is skipped when read, and the next append starts on a fresh line.
+    """
+
+    def __init__(self, path: Path, fingerprint: str) -> None:
+        self.path, self.fingerprint = Path(path), fingerprint
+        self._read_to = 0  # bytes of the file already read
+        self._writer: HistoryWriter | None = None
+
+    def read_new(self) -> dict[str, float]:
+        """Scores of this fingerprint in the complete lines written since the last read."""
+        try:
+            with open(self.path, "rb") as fh:
+                fh.seek(self._read_to)
+                raw = fh.read()
+        except FileNotFoundError:
+            return {}
+        complete = raw[: raw.rfind(b"\n") + 1]
+        self._read_to += len(complete)
+        found: dict[str, float] = {}
+        for line in complete.splitlines():
+            try:
+                entry = json.loads(line)
+            except ValueError:
+                continue  # torn by a killed writer
+            if not isinstance(entry, dict) or entry.get("fingerprint") != self.fingerprint:
+                continue
+            score = entry.get("score")
+            if isinstance(entry.get("key"), str) and isinstance(score, (int, float)) and math.isfinite(score):
+                found.setdefault(entry["key"], float(score))
+        return found
+
+    def append(self, key: str, score: float) -> None:
+        line = json.dumps({"key": key, "fingerprint": self.fingerprint, "score": score}, sort_keys=True) + "\n"
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        with locked(self.path):
+            if self._writer is None:
+                self._writer = HistoryWriter(self.path, SYNC_INTERVAL_S)
+            if not self._ends_a_line():
+                line = "\n" + line  # close a line torn by a killed writer
+            self._writer.append(line)
+
+    def _ends_a_line(self) -> bool:
+        with open(self.path, "rb") as fh:
+            if fh.seek(0, 2) == 0:
+                return True
+            fh.seek(-1, 2)
+            return fh.read(1) == b"\n"
+
+    def close(self) -> None:
+        if self._writer is not None:
+            self._writer.close()
+            self._writer = None
 
 
 class ScoreCache:
-    """In-memory map (canonical key, scoring fingerprint) -> score; only successful scores."""
+    """In-memory map (canonical key, scoring fingerprint) -> score; only successful scores.
 
-    def __init__(self, config: ScoringSettings) -> None:
+    With ``store`` (a path) it starts from that file's scores, looks there again before a
+    cell is scored (another search may have scored it meanwhile) and appends every new score.
+    """
+
+    def __init__(self, config: ScoringSettings, store: str | Path | None = None) -> None:
         self.fingerprint = scoring_fingerprint(config)
         self._scores: dict[tuple[str, str], float] = {}
+        self._from_store: set[str] = set()
+        self.store = None if store is None else ScoreStore(Path(store), store_fingerprint(config))
+        self._read_store()
+
+    def _read_store(self) -> None:
+        if self.store is None:
+            return
+        for key, score in self.store.read_new().items():
+            if (key, self.fingerprint) not in self._scores:
+                self._scores[key, self.fingerprint] = score
+                self._from_store.add(key)
 
     def get(self, key: str) -> float | None:
-        """The cached score of the cell with canonical ``key``, or None."""
+        """The cached score of the cell with canonical ``key`` (this run's, or the store's), or None."""
+        if (key, self.fingerprint) not in self._scores:
+            self._read_store()
         return self._scores.get((key, self.fingerprint))
 
+    def source(self, key: str) -> str:
+        """Where the cached score of ``key`` came from: ``store`` (another search) or ``cache`` (this run)."""
+        return "store" if key in self._from_store else "cache"
+
     def put(self, key: str, score: float) -> None:
-        """Remember a successful score (the first one wins, so cached answers never drift)."""
-        self._scores.setdefault((key, self.fingerprint), float(score))
+        """Remember a successful score (the first one wins, so cached answers never drift); a new one
+        also goes to the store."""
+        if (key, self.fingerprint) in self._scores:
+            return
+        self._scores[key, self.fingerprint] = float(score)
+        if self.store is not None:
+            self.store.append(key, float(score))
 
     def __contains__(self, key: str) -> bool:
         return (key, self.fingerprint) in self._scores
@@ -43,3 +151,8 @@ class ScoreCache:
         for rec in records:
             if rec.get("status") == "ok" and rec.get("key") is not None and rec.get("score") is not None:
                 self.put(rec["key"], rec["score"])
+
+    def close(self) -> None:
+        """Put the store's appended lines on disk."""
+        if self.store is not None:
+            self.store.close()

@@ -41,6 +41,7 @@ from evonas.costs import (
 )
 from evonas.errors import EvonasError
 from evonas.execution import Executor, JobResult, make_executor
+from evonas.fronts import hypervolume
 from evonas.runs import RunRecord, Tally, default_run_name
 from evonas.scoring import estimator_class, resolve_scoring
 from evonas.searching.board import Board
@@ -48,7 +49,7 @@ from evonas.searching import registry
 from evonas.searching.ask_tell import EXTERNAL
 from evonas.searching.cache import ScoreCache, scoring_fingerprint
 from evonas.searching.checkpoint import checkpoint_data, lines_covered, load_state, next_id, replay, still_pending
-from evonas.searching.pareto import hypervolume, plot_front
+from evonas.searching.pareto import plot_front
 from evonas.searching.resolving import resolve_settings
 from evonas.searching.strategy import Proposal, Strategy, StrategyContext
 from evonas.seeding import resume_seed
@@ -91,7 +92,8 @@ def scoring_settings(settings: SearchSettings, interval_progress: Callable[[int,
     """The resolved scoring settings of a search (estimator options checked, interval resolved)."""
     return resolve_scoring(
         settings.space, settings.estimator, dataset=settings.dataset, data_dir=settings.data_dir,
-        batch_size=settings.batch_size, batch_policy=settings.batch_policy, seed=settings.seed,
+        batch_size=settings.batch_size, batch_policy=settings.batch_policy,
+        seed=settings.seed if settings.scoring_seed is None else settings.scoring_seed,
         interval=settings.interval, estimator_settings=settings.estimator_settings,
         build_options=settings.build_options, calibration_progress=interval_progress,
     )
@@ -122,6 +124,8 @@ def start_search(
 ) -> Path:
     """Run a new search to its budget; returns the run folder."""
     settings = resolve_settings(settings)
+    if settings.score_store is not None:  # a resume from elsewhere finds the same file
+        settings = replace(settings, score_store=str(Path(settings.score_store).expanduser().resolve()))
     table = latency_table(latency_settings(settings))[0] if "latency" in settings.costs_needed else None
     cost_table = read_cost_table(settings)  # the file resolve_settings took the checksum of
     if cost_table is not None:
@@ -206,7 +210,7 @@ class _Driver:
         self.executor_factory = executor_factory
         self.executor: Executor | None = None
         self.progress = progress
-        self.cache = ScoreCache(scoring)
+        self.cache = ScoreCache(scoring, settings.score_store)
         self.costs = costs
         self.infeasible_streak = 0
         self.tally = Tally(strategy.higher_is_better, settings.cost_objectives)
@@ -283,7 +287,8 @@ class _Driver:
             if cached is None:
                 self._submit(job_id, proposal)
             else:
-                self._record(job_id, proposal, cached, 0.0, "cache", "ok", None, cache_hit=True)
+                self._record(job_id, proposal, cached, 0.0, self.cache.source(proposal.key), "ok", None,
+                             cache_hit=True)
 
     def _infeasible(self, job_id: int, proposal: Proposal) -> bool:
         """Record a child over a constraint (never scored, no evaluation); True if it was one."""
@@ -404,3 +409,4 @@ class _Driver:
             self.board.hparams(hparams, metrics)
         self.board.close()
         self.record.close()
+        self.cache.close()

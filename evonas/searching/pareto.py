@@ -1,4 +1,4 @@
-"""Pareto-front measures and pictures: hypervolume (any number of objectives) and the front's PNG."""
+"""The front's PNG: score (or true accuracy) against each cost; the measures live in ``evonas.fronts``."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -7,31 +7,9 @@ from typing import Any, Mapping, Sequence
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
-from evonas.costs.table_front import staircase
-from evonas.runs import dominates, replacing
+from evonas.fronts import staircase
+from evonas.runs import replacing
 from evonas.settings import cost_unit
-
-Point = Sequence[float]
-
-
-def hypervolume(points: Sequence[Point], ref: Point) -> float:
-    """Volume dominated by ``points`` (all objectives minimised) and bounded by ``ref``.
-
-    Exact, by slicing along the last objective and recursing; points not strictly better than
-    ``ref`` in every objective add nothing. Fronts here have tens of points, so this is instant.
-    """
-    inside = [tuple(p) for p in points if all(x < r for x, r in zip(p, ref))]
-    front = sorted({p for p in inside if not any(dominates(q, p) for q in inside)}, key=lambda p: p[-1])
-    if not front:
-        return 0.0
-    if len(ref) == 1:
-        return ref[0] - front[0][0]
-    volume = 0.0
-    for i, p in enumerate(front):
-        upper = front[i + 1][-1] if i + 1 < len(front) else ref[-1]
-        if upper > p[-1]:
-            volume += (upper - p[-1]) * hypervolume([q[:-1] for q in front[: i + 1]], ref[:-1])
-    return volume
 
 
 def plot_front(path: Path, cells: list[dict[str, Any]], front: list[dict[str, Any]], score_name: str,
