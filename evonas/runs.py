@@ -23,6 +23,7 @@ show`` and training alike. No torch and no Ray here.
 from __future__ import annotations
 
 import contextlib
+import gzip
 import json
 import math
 import os
@@ -271,6 +272,25 @@ def read_jsonl(path: Path, repair: bool = False) -> list[dict[str, Any]]:
         except ValueError:
             raise EvonasError(f"{path} line {number} is not JSON; the file is corrupt") from None
     return records
+
+
+#: A score folder's files (``evonas correlate``'s output): the appended store and, read before it, an
+#: optional read-only archive of lines in the same format (imported or archived scores).
+SCORE_STORE = "scores.jsonl"
+SCORE_ARCHIVE = "scores.jsonl.gz"
+
+
+def read_score_folder(folder: Path, repair: bool = False) -> list[dict[str, Any]]:
+    """Every stored score line of ``folder``: its archive first, then its store (torn last line skipped)."""
+    lines: list[dict[str, Any]] = []
+    archived = folder / SCORE_ARCHIVE
+    if archived.is_file():
+        try:
+            with gzip.open(archived, "rt") as fh:
+                lines = [json.loads(line) for line in fh if line.strip()]
+        except (OSError, EOFError, ValueError) as exc:
+            raise EvonasError(f"{archived} is corrupt ({exc}); restore it or delete it to re-score") from None
+    return lines + read_jsonl(folder / SCORE_STORE, repair=repair)
 
 
 @dataclass(frozen=True)

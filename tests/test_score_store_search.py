@@ -77,3 +77,25 @@ def test_cli_score_store_and_scoring_seed(tmp_path, monkeypatch, capsys):
     config = json.loads((tmp_path / "1" / "config.json").read_text())
     assert config["search"]["score_store"] == str(store.resolve()) and config["search"]["scoring_seed"] == 0
     assert store.stat().st_size > 0
+
+
+def test_a_correlate_folder_answers_a_search_with_the_scores_live_scoring_gives(tmp_path, monkeypatch, capsys):
+    """Real synflow: a search over cells an ``evonas correlate`` folder holds scores none of them again."""
+    common = ["--space", "nb201", "--estimator", "synflow", "--dataset", "synthetic", "--batch-size", "8", "--seed", "0"]
+    search = ["search", *common, "--budget", "5", "--population", "5", "--sample", "2", "--executor", "local"]
+    code, _, err = run_cli(monkeypatch, capsys, *search, "--run-dir", str(tmp_path / "live"))
+    assert code == 0, err
+    live = [r for r in history_lines(tmp_path / "live") if r["status"] == "ok"]
+    archs = tmp_path / "archs.csv"
+    archs.write_text("arch,cifar10_test\n" + "".join(f"{r['genotype']},{50 + i}\n" for i, r in enumerate(live)))
+    code, _, err = run_cli(monkeypatch, capsys, "correlate", *common, "--archs-file", str(archs),
+                           "--out", str(tmp_path / "corr"))
+    assert code == 0, err
+    code, _, err = run_cli(monkeypatch, capsys, *search, "--run-dir", str(tmp_path / "replay"),
+                           "--score-store", str(tmp_path / "corr"))
+    assert code == 0, err
+    replay = [r for r in history_lines(tmp_path / "replay") if r["status"] == "ok"]
+    assert [r["genotype"] for r in replay] == [r["genotype"] for r in live]
+    assert [r["score"] for r in replay] == [r["score"] for r in live]
+    assert {r["worker"] for r in replay if not r["cache_hit"] or r["worker"] == "store"} == {"store"}  # none scored
+    assert not list((tmp_path / "corr").glob("*.lock"))  # read only: the folder is not written

@@ -44,7 +44,7 @@ def search_cmd(
     sample: Optional[int] = typer.Option(None, "--sample", help="Tournament sample size S. (default: the space's own, listed by `evonas spaces`; 5 for nb201)"),
     seed: Optional[int] = typer.Option(None, "--seed", help="Seed for every random draw of the run. (default: 0)"),
     scoring_seed: Optional[int] = typer.Option(None, "--scoring-seed", help="Seed of the scoring alone (weight init, fixed batches), so searches of several --seed values score cells alike and can share a --score-store. (default: --seed)"),
-    score_store: Optional[Path] = typer.Option(None, "--score-store", help="JSON-lines file of scores shared by searches (several seeds, or runs at the same time): cells already in it are not scored again, new scores are appended."),
+    score_store: Optional[Path] = typer.Option(None, "--score-store", help="Scores shared between runs. A JSON-lines FILE shared by searches (several seeds, or runs at the same time): cells already in it are not scored again, new scores are appended. Or a finished `evonas correlate` FOLDER (read only): a cell it scored with the same settings and code takes that score, so a search over a fully scored table replays live scoring in seconds."),
     dataset: Optional[str] = typer.Option(None, "--dataset", help=f"cifar10, cifar100, imagenet16-120 or synthetic. (default: {DEFAULT_DATASET})"),
     data_dir: Optional[Path] = typer.Option(None, "--data-dir", help="Dataset folder (default $EVONAS_DATA or the user cache)."),
     batch_size: Optional[int] = typer.Option(None, "--batch-size", help=f"Images per estimator batch. (default: {DEFAULT_BATCH_SIZE})"),

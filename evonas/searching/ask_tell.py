@@ -105,7 +105,7 @@ class AskTell:
         for _ in range(CACHED_STREAK_LIMIT):
             proposal = self._strategy.propose()
             job_id, self._next_id = self._next_id, self._next_id + 1
-            cached = self._cache.get(proposal.key)
+            cached = self._cache.get(proposal.key, proposal.genotype)
             if cached is None:
                 self._pending[job_id] = proposal
                 self._asked_at[job_id] = time.monotonic()

@@ -21,7 +21,7 @@ from typing import Any, Iterable, Mapping
 
 import estimators
 import search_spaces
-from evonas.runs import SYNC_INTERVAL_S, HistoryWriter
+from evonas.runs import SYNC_INTERVAL_S, HistoryWriter, read_score_folder
 from evonas.scoring import Scorer, estimator_class
 from evonas.scoring.cache_file import locked
 from evonas.scoring.fingerprint import code_fingerprint, digest, scoring_fingerprint
@@ -99,18 +99,40 @@ class ScoreStore:
             self._writer = None
 
 
+def folder_scores(folder: Path, fingerprint: str) -> dict[str, float]:
+    """Genotype -> score of every successful line of an ``evonas correlate`` folder made with ``fingerprint``.
+
+    A correlate line's ``key`` is the same fingerprint (``store_fingerprint``) and its ``arch`` the
+    cell scored, so a search reads exactly the score that scoring that genotype gives.
+    """
+    found: dict[str, float] = {}
+    for line in read_score_folder(folder):
+        score = line.get("score")
+        if (line.get("key") == fingerprint and line.get("status") == "ok" and isinstance(line.get("arch"), str)
+                and isinstance(score, (int, float)) and math.isfinite(score)):
+            found.setdefault(line["arch"], float(score))
+    return found
+
+
 class ScoreCache:
     """In-memory map (canonical key, scoring fingerprint) -> score; only successful scores.
 
-    With ``store`` (a path) it starts from that file's scores, looks there again before a
-    cell is scored (another search may have scored it meanwhile) and appends every new score.
+    With ``store`` a file, it starts from that file's scores, looks there again before a cell is
+    scored (another search may have scored it meanwhile) and appends every new score. With
+    ``store`` a folder written by ``evonas correlate``, it answers a cell from that folder's score
+    of the same genotype (read-only), so searches over a fully scored table replay live scoring.
     """
 
     def __init__(self, config: ScoringSettings, store: str | Path | None = None) -> None:
         self.fingerprint = scoring_fingerprint(config)
         self._scores: dict[tuple[str, str], float] = {}
         self._from_store: set[str] = set()
-        self.store = None if store is None else ScoreStore(Path(store), store_fingerprint(config))
+        self.store: ScoreStore | None = None
+        self._by_genotype: dict[str, float] = {}
+        if store is not None and Path(store).is_dir():
+            self._by_genotype = folder_scores(Path(store), store_fingerprint(config))
+        elif store is not None:
+            self.store = ScoreStore(Path(store), store_fingerprint(config))
         self._read_store()
 
     def _read_store(self) -> None:
@@ -121,10 +143,14 @@ class ScoreCache:
                 self._scores[key, self.fingerprint] = score
                 self._from_store.add(key)
 
-    def get(self, key: str) -> float | None:
-        """The cached score of the cell with canonical ``key`` (this run's, or the store's), or None."""
+    def get(self, key: str, genotype: str | None = None) -> float | None:
+        """The cached score of the cell with canonical ``key`` (this run's, or the store's), or None;
+        from a correlate folder, the score of ``genotype`` itself."""
         if (key, self.fingerprint) not in self._scores:
             self._read_store()
+            if genotype in self._by_genotype:
+                self._scores[key, self.fingerprint] = self._by_genotype[genotype]
+                self._from_store.add(key)
         return self._scores.get((key, self.fingerprint))
 
     def source(self, key: str) -> str:

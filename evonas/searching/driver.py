@@ -283,7 +283,7 @@ class _Driver:
             job_id, self.next_id = self.next_id, self.next_id + 1
             if self.costs is not None and self._infeasible(job_id, proposal):
                 continue
-            cached = self.cache.get(proposal.key)
+            cached = self.cache.get(proposal.key, proposal.genotype)
             if cached is None:
                 self._submit(job_id, proposal)
             else:
