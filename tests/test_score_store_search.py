@@ -5,9 +5,13 @@ import json
 from dataclasses import replace
 from pathlib import Path
 
+import pytest
+
 from cli_helpers import run_cli
+from evonas.scoring import resolve_scoring
+from evonas.scoring.composite import Normalisation
 from evonas.searching import start_search
-from evonas.searching.cache import ScoreCache, ScoreStore
+from evonas.searching.cache import ScoreCache, ScoreStore, folder_scores, store_fingerprint
 from evonas.searching.driver import scoring_settings
 from evonas.settings import SearchSettings
 from search_fakes import history_lines, local_fake
@@ -99,3 +103,23 @@ def test_a_correlate_folder_answers_a_search_with_the_scores_live_scoring_gives(
     assert [r["score"] for r in replay] == [r["score"] for r in live]
     assert {r["worker"] for r in replay if not r["cache_hit"] or r["worker"] == "store"} == {"store"}  # none scored
     assert not list((tmp_path / "corr").glob("*.lock"))  # read only: the folder is not written
+
+
+def test_a_composite_is_combined_from_its_parts_stored_scores(tmp_path):
+    """Parts are keyed as if scored alone, so a composite search reads them from any folder that has them."""
+    norm = {"synflow": {"transform": "asinh", "center": 3.0, "scale": 2.0, "unit": 0.5},
+            "params": {"transform": "identity", "center": 0.5, "scale": 0.25, "unit": 1.0}}
+    common = dict(dataset="synthetic", batch_size=8, seed=0)
+    config = resolve_scoring("nb201", "synflow+params=2", estimator_settings={"normalisation": norm}, **common)
+    keys = {name: store_fingerprint(resolve_scoring("nb201", name, **common)) for name in ("synflow", "params")}
+    lines = [{"arch": "a", "key": keys["synflow"], "status": "ok", "score": 40.0},
+             {"arch": "a", "key": keys["params"], "status": "ok", "score": 0.7},
+             {"arch": "b", "key": keys["synflow"], "status": "ok", "score": 9.0},  # no params score: left out
+             {"arch": "c", "key": keys["synflow"], "status": "ok", "score": 1.0},
+             {"arch": "c", "key": keys["params"], "status": "failed", "score": None}]
+    (tmp_path / "scores.jsonl").write_text("".join(json.dumps(line) + "\n" for line in lines))
+    found = folder_scores(tmp_path, config)
+    by_hand = (Normalisation.from_dict("synflow", norm["synflow"])(40.0)
+               + 2 * Normalisation.from_dict("params", norm["params"])(0.7))
+    assert found == {"a": pytest.approx(by_hand)}
+    assert folder_scores(tmp_path, resolve_scoring("nb201", "synflow", **common)) == {"a": 40.0, "b": 9.0, "c": 1.0}

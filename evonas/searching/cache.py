@@ -16,13 +16,16 @@ from __future__ import annotations
 
 import json
 import math
+from dataclasses import replace
 from pathlib import Path
 from typing import Any, Iterable, Mapping
 
 import estimators
 import search_spaces
 from evonas.runs import SYNC_INTERVAL_S, HistoryWriter, read_score_folder
+from estimators.base import EstimatorResult
 from evonas.scoring import Scorer, estimator_class
+from evonas.scoring.composite import Composite, make_estimator
 from evonas.scoring.cache_file import locked
 from evonas.scoring.fingerprint import code_fingerprint, digest, scoring_fingerprint
 from evonas.settings import ScoringSettings
@@ -99,18 +102,36 @@ class ScoreStore:
             self._writer = None
 
 
-def folder_scores(folder: Path, fingerprint: str) -> dict[str, float]:
-    """Genotype -> score of every successful line of an ``evonas correlate`` folder made with ``fingerprint``.
-
-    A correlate line's ``key`` is the same fingerprint (``store_fingerprint``) and its ``arch`` the
-    cell scored, so a search reads exactly the score that scoring that genotype gives.
-    """
+def _fingerprint_scores(lines: Iterable[Mapping[str, Any]], fingerprint: str) -> dict[str, float]:
+    """Genotype -> score of the successful, finite lines made with ``fingerprint``."""
     found: dict[str, float] = {}
-    for line in read_score_folder(folder):
+    for line in lines:
         score = line.get("score")
         if (line.get("key") == fingerprint and line.get("status") == "ok" and isinstance(line.get("arch"), str)
                 and isinstance(score, (int, float)) and math.isfinite(score)):
             found.setdefault(line["arch"], float(score))
+    return found
+
+
+def folder_scores(folder: Path, config: ScoringSettings) -> dict[str, float]:
+    """Genotype -> score under ``config`` of every cell an ``evonas correlate`` folder scored.
+
+    A correlate line's ``key`` is the ``store_fingerprint`` of its settings and its ``arch`` the
+    cell, so a search reads exactly the score that scoring that genotype gives. A composite is
+    combined from its parts' stored scores by the composite itself (its parts are scored each as
+    if alone, so this is the live composite score), with the normalisation ``config`` fixed.
+    """
+    lines = read_score_folder(folder)
+    estimator = make_estimator(config.estimator, config.estimator_settings)
+    if not isinstance(estimator, Composite):
+        return _fingerprint_scores(lines, store_fingerprint(config))
+    parts = {p.name: _fingerprint_scores(lines, store_fingerprint(
+        replace(config, estimator=p.name, estimator_settings=p.settings))) for p in estimator.resolved}
+    found: dict[str, float] = {}
+    for genotype in set.intersection(*(set(scores) for scores in parts.values())):
+        result = estimator.combine({name: EstimatorResult(scores[genotype], 0.0) for name, scores in parts.items()}, 0.0)
+        if result.ok and result.score is not None:
+            found[genotype] = result.score
     return found
 
 
@@ -130,7 +151,7 @@ class ScoreCache:
         self.store: ScoreStore | None = None
         self._by_genotype: dict[str, float] = {}
         if store is not None and Path(store).is_dir():
-            self._by_genotype = folder_scores(Path(store), store_fingerprint(config))
+            self._by_genotype = folder_scores(Path(store), config)
         elif store is not None:
             self.store = ScoreStore(Path(store), store_fingerprint(config))
         self._read_store()
