@@ -11,7 +11,7 @@ from cli_helpers import run_cli
 from evonas.scoring import resolve_scoring
 from evonas.scoring.composite import Normalisation
 from evonas.searching import start_search
-from evonas.searching.cache import ScoreCache, ScoreStore, folder_scores, store_fingerprint
+from evonas.searching.cache import ScoreCache, ScoreStore, folder_scores, score_key
 from evonas.searching.driver import scoring_settings
 from evonas.settings import SearchSettings
 from search_fakes import history_lines, local_fake
@@ -111,7 +111,7 @@ def test_a_composite_is_combined_from_its_parts_stored_scores(tmp_path):
             "params": {"transform": "identity", "center": 0.5, "scale": 0.25, "unit": 1.0}}
     common = dict(dataset="synthetic", batch_size=8, seed=0)
     config = resolve_scoring("nb201", "synflow+params=2", estimator_settings={"normalisation": norm}, **common)
-    keys = {name: store_fingerprint(resolve_scoring("nb201", name, **common)) for name in ("synflow", "params")}
+    keys = {name: score_key(resolve_scoring("nb201", name, **common)) for name in ("synflow", "params")}
     lines = [{"arch": "a", "key": keys["synflow"], "status": "ok", "score": 40.0},
              {"arch": "a", "key": keys["params"], "status": "ok", "score": 0.7},
              {"arch": "b", "key": keys["synflow"], "status": "ok", "score": 9.0},  # no params score: left out

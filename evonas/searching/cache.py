@@ -9,7 +9,7 @@ where the same data lives.
 
 With a score store (``--score-store FILE``) the cache also reads and appends a JSON-lines file
 that other searches share: several seeds of a benchmark, or two searches running at once, then
-score each cell once. Store entries carry the code fingerprint too (``store_fingerprint``), so
+score each cell once. Store entries carry the code fingerprint too (``score_key``), so
 scores made by other estimator code are never reused.
 """
 from __future__ import annotations
@@ -20,27 +20,15 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any, Iterable, Mapping
 
-import estimators
-import search_spaces
 from evonas.runs import SYNC_INTERVAL_S, HistoryWriter, read_score_folder
 from estimators.base import EstimatorResult
-from evonas.scoring import Scorer, estimator_class
 from evonas.scoring.composite import Composite, make_estimator
 from evonas.scoring.cache_file import locked
-from evonas.scoring.fingerprint import code_fingerprint, digest, scoring_fingerprint
+from evonas.scoring.fingerprint import scoring_fingerprint
+from evonas.scoring.score_key import score_key
 from evonas.settings import ScoringSettings
 
-__all__ = ["ScoreCache", "ScoreStore", "scoring_fingerprint", "store_fingerprint"]
-
-
-def store_fingerprint(config: ScoringSettings) -> str:
-    """What a stored score is valid for: the score-changing settings and the code behind the score
-    (the estimator, a composite's parts, the space, the scorer)."""
-    cls = estimator_class(config.estimator)
-    registry = estimators.available()
-    parts = [registry[name] for name in getattr(cls, "names", ())]
-    code = code_fingerprint(cls, *parts, type(search_spaces.get(config.space)), Scorer)
-    return digest({"settings": scoring_fingerprint(config), "code": code})
+__all__ = ["ScoreCache", "ScoreStore", "scoring_fingerprint", "score_key"]
 
 
 class ScoreStore:
@@ -116,7 +104,7 @@ def _fingerprint_scores(lines: Iterable[Mapping[str, Any]], fingerprint: str) ->
 def folder_scores(folder: Path, config: ScoringSettings) -> dict[str, float]:
     """Genotype -> score under ``config`` of every cell an ``evonas correlate`` folder scored.
 
-    A correlate line's ``key`` is the ``store_fingerprint`` of its settings and its ``arch`` the
+    A correlate line's ``key`` is the ``score_key`` of its settings and its ``arch`` the
     cell, so a search reads exactly the score that scoring that genotype gives. A composite is
     combined from its parts' stored scores by the composite itself (its parts are scored each as
     if alone, so this is the live composite score), with the normalisation ``config`` fixed.
@@ -124,8 +112,8 @@ def folder_scores(folder: Path, config: ScoringSettings) -> dict[str, float]:
     lines = read_score_folder(folder)
     estimator = make_estimator(config.estimator, config.estimator_settings)
     if not isinstance(estimator, Composite):
-        return _fingerprint_scores(lines, store_fingerprint(config))
-    parts = {p.name: _fingerprint_scores(lines, store_fingerprint(
+        return _fingerprint_scores(lines, score_key(config))
+    parts = {p.name: _fingerprint_scores(lines, score_key(
         replace(config, estimator=p.name, estimator_settings=p.settings))) for p in estimator.resolved}
     found: dict[str, float] = {}
     for genotype in set.intersection(*(set(scores) for scores in parts.values())):
@@ -153,7 +141,7 @@ class ScoreCache:
         if store is not None and Path(store).is_dir():
             self._by_genotype = folder_scores(Path(store), config)
         elif store is not None:
-            self.store = ScoreStore(Path(store), store_fingerprint(config))
+            self.store = ScoreStore(Path(store), score_key(config))
         self._read_store()
 
     def _read_store(self) -> None:
