@@ -11,8 +11,8 @@ from typing import Any
 from evonas.errors import EvonasError
 
 from evonas.version import __version__
-_API = ("AskTell", "Cell", "InputError", "ModelScore", "Run", "build", "calibrate", "composite_normalisation", "correlate", "draw",
-        "export", "refine", "report", "resume", "score", "search", "train", "ask_tell")
+_API = ("AskTell", "Cell", "InputError", "ModelScore", "Run", "build", "calibrate", "compare", "composite_normalisation",
+        "correlate", "draw", "export", "refine", "report", "resume", "score", "search", "train", "trust", "ask_tell")
 
 
 def __getattr__(name: str) -> Any:

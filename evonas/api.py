@@ -8,6 +8,7 @@ the updates yourself.
 from __future__ import annotations
 
 import functools
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Sequence, TypeVar, Union
@@ -17,6 +18,7 @@ from torch import nn
 import search_spaces
 from estimators.sweet import CalibrationResult
 from evonas import correlating
+from evonas.comparing import compare_runs
 from evonas.drawing import draw_genotype
 from evonas.errors import EvonasError
 from evonas.exporting import export_trained
@@ -32,6 +34,7 @@ from evonas.scoring import (
 from evonas.settings import ScoringSettings, SearchSettings
 from evonas.training import train_genotype, train_top
 from evonas.training.refine import refine_run
+from evonas.trusting import TrustSettings, trust as _trust
 from evonas.user_errors import USER_ERRORS
 
 ProgressArg = Union[bool, Callable[[Progress], None]]
@@ -224,6 +227,38 @@ def correlate(space: str = "nb201", estimators: Sequence[str] | str = ("sweet",)
         return correlating.correlate_into(Path(out), cells, settings, record, resume=resume)["results"]
     runs, _ = correlating.correlate(cells, settings)
     return correlating.run_results(cells, runs)
+
+
+@_user_errors
+def trust(space: str = "nb201", estimators: Sequence[str] | str = ("sweet", "synflow", "nwot"), *, sample: int = 20,
+          epochs: int = 1, images: int | None = None, test_images: int | None = None,
+          train_batch_size: int | None = None, seed: int = 0, truth: str | Path | None = None,
+          truth_column: str = "cifar10_test", dataset: str = "cifar10", data_dir: str | None = None,
+          batch_size: int = 64, interval: tuple[float, float] | None = None, out: str | Path | None = None,
+          executor: str = "local", workers: int | None = None, address: str | None = None,
+          device: str | None = None) -> dict[str, Any]:
+    """Train ``sample`` seeded cells briefly and rank the estimators (and params/flops) against that accuracy.
+
+    Returns ``trust.json``'s content: ``ranking`` (best first), ``recommendation``, ``caveat``, ``warning``,
+    ``cells`` and, with ``truth``, ``versus_table``. Calling it again with the same ``out`` continues the
+    folder (only missing trainings and scores are computed).
+    """
+    names = parse_estimators(estimators if isinstance(estimators, str) else ",".join(estimators))
+    settings = TrustSettings(
+        space=space, estimators=tuple(names), sample=sample, epochs=epochs, images=images, test_images=test_images,
+        train_batch_size=train_batch_size, seed=seed, dataset=dataset, data_dir=data_dir, batch_size=batch_size,
+        interval=interval, truth=str(truth) if truth else None, truth_column=truth_column, executor=executor,
+        workers=workers, address=address, device=device,
+    )
+    return _trust(settings, Path(out) if out else Path("runs") / time.strftime("trust-%Y%m%d-%H%M%S"))
+
+
+@_user_errors
+def compare(runs: Sequence[Run | str | Path], truth: str | Path,
+            budgets: dict[str, Sequence[float]] | None = None) -> dict[str, Any]:
+    """Several search runs against their space's table: the returned cells' true accuracy and gap to the
+    best feasible cell, the fronts' regret per budget (stored units) and hypervolume ratio, over the runs."""
+    return compare_runs([r.path if isinstance(r, Run) else Path(r) for r in runs], truth, budgets)
 
 
 @_user_errors

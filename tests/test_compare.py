@@ -60,3 +60,14 @@ def test_cli_writes_markdown_and_refuses_bad_input(tmp_path, monkeypatch, capsys
     assert text.startswith("# Seeds") and "| `r` | 0 | `synflow` | aging |" in text and "1 runs" in text
     code, out, err = run_cli(monkeypatch, capsys, "compare", str(tmp_path / "nothing"), "--truth", str(tmp_path / "truth.csv"))
     assert_one_line_error(code, out, err, "nothing")
+
+
+def test_api_compare_takes_run_objects_and_reports_user_errors(tmp_path):
+    import evonas
+
+    run = search(tmp_path, "r", 1)
+    fake_table(tmp_path / "truth.csv", [r["genotype"] for r in history_lines(run) if r["status"] == "ok"])
+    result = evonas.compare([evonas.Run.load(run)], tmp_path / "truth.csv")
+    assert result["runs"][0]["genotype"] == json.loads((run / "best.json").read_text())["best"]["genotype"]
+    with pytest.raises(evonas.EvonasError):
+        evonas.compare([], tmp_path / "truth.csv")

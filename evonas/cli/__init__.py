@@ -7,7 +7,7 @@ from __future__ import annotations
 import sys
 import warnings
 
-from evonas.cli import correlate, export, info, latency, report, search, train  # noqa: F401  (each module registers its commands)
+from evonas.cli import compare, correlate, export, info, latency, report, search, train, trust  # noqa: F401  (each module registers its commands)
 from evonas.cli.app import app
 
 
