@@ -17,7 +17,7 @@ import estimators
 from cli_helpers import assert_one_line_error, run_cli
 from correlate_fakes import SlowGradNorm
 from evonas import correlating as corr
-from evonas.correlating import store as store_mod
+from evonas.scoring import score_key as score_key_mod
 from evonas.scoring import scorer as scorer_mod
 from test_correlate import SYNTH, nb201_table, read_scores
 
@@ -134,8 +134,8 @@ def test_changed_code_fingerprint_rescores_only_that_estimator(tmp_path, monkeyp
     out = tmp_path / "out"
     correlate(monkeypatch, capsys, archs, out)
     count_scores.clear()
-    real = store_mod.code_key
-    monkeypatch.setattr(store_mod, "code_key", lambda config: real(config) + ("x" if config.estimator == "grad_norm"
+    real = score_key_mod.code_key
+    monkeypatch.setattr(score_key_mod, "code_key", lambda config: real(config) + ("x" if config.estimator == "grad_norm"
                                                                                else ""))
     correlate(monkeypatch, capsys, archs, out, "--resume")
     assert count_scores == {"grad_norm": 6}

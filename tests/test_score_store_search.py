@@ -123,3 +123,9 @@ def test_a_composite_is_combined_from_its_parts_stored_scores(tmp_path):
                + 2 * Normalisation.from_dict("params", norm["params"])(0.7))
     assert found == {"a": pytest.approx(by_hand)}
     assert folder_scores(tmp_path, resolve_scoring("nb201", "synflow", **common)) == {"a": 40.0, "b": 9.0, "c": 1.0}
+
+
+def test_a_folder_without_matching_scores_warns(tmp_path):
+    (tmp_path / "scores.jsonl").write_text(json.dumps({"arch": "a", "key": "other", "status": "ok", "score": 1.0}) + "\n")
+    with pytest.warns(UserWarning, match="holds no scores made with these settings"):
+        ScoreCache(resolve_scoring("nb201", "synflow", dataset="synthetic"), tmp_path)

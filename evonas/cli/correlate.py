@@ -62,6 +62,14 @@ def correlate_cmd(
     resume: bool = typer.Option(False, "--resume", help="Continue the --out folder (same flags): score only what its store lacks or what changed settings or code invalidate."),
     shard: str = typer.Option("0/1", "--shard", metavar="I/N", help="Score only the cells whose position p has p % N == I (0 <= I < N); join the shard folders with --merge."),
     merge: Optional[list[Path]] = typer.Option(None, "--merge", help="A correlate folder (e.g. a shard) to merge into --out; repeat for each. The other flags are then not used."),
+    table_columns: Optional[str] = typer.Option(None, "--table-columns", help="Comma-separated numeric columns of the --truth/--archs-file table (e.g. NAS-Bench-Suite-Zero's synflow,params) correlated beside the estimators as table:<column>."),
+    from_: Optional[list[Path]] = typer.Option(None, "--from", help="Re-report a finished correlate folder without scoring; repeat for one table across folders."),
+    markdown: Optional[Path] = typer.Option(None, "--markdown", help="With --from: write the table (and any --select) to this markdown file, under the command that regenerates it; text after its notes marker is kept."),
+    title: str = typer.Option("Rank consistency", "--title", help="With --markdown: the file's heading."),
+    composites: Optional[str] = typer.Option(None, "--composites", help="With --from: comma-separated composites of each folder's estimators (A+B, weights as B=2), computed from the stored part scores by the library's Composite.combine, nothing re-scored; a folder lacking a part skips it."),
+    select: bool = typer.Option(False, "--select", help="With --from: choose a fitness (singles, size-aware residuals, composites of the folder's estimators) on half the cells, report it on the other half."),
+    select_parts: int = typer.Option(2, "--select-parts", help="With --select: composites of 2 to this many parts."),
+    select_splits: int = typer.Option(1, "--select-splits", help="With --select: seeded halvings to repeat the choice over (seeds 0..N-1)."),
 ) -> None:
     """Rank consistency of estimators against true accuracy, whole ranking and head.
 
@@ -75,6 +83,12 @@ def correlate_cmd(
     from evonas.progress import counted
     from evonas.scoring import parse_estimators
 
+    if from_:
+        specs = [c.strip() for c in composites.split(",") if c.strip()] if composites else []
+        _report_from(from_, markdown, title, select, select_parts, select_splits, specs)
+        return
+    if markdown is not None or select or composites:
+        raise EvonasError("--markdown, --select and --composites read finished folders; pass them with --from DIR")
     if merge:
         if out is None:
             raise EvonasError("--merge needs --out: the folder to write the merged scores and statistics to")
@@ -97,6 +111,11 @@ def correlate_cmd(
         "archs_file": str(archs_file) if archs_file else None, "truth_column": truth_column, "sample": sample,
         "executor": executor, "workers": workers,
     }
+    columns = None
+    if table_columns:
+        record["table_columns"] = [c.strip() for c in table_columns.split(",") if c.strip()]
+        columns = corr.load_table_columns(space, record["table_columns"], truth=truth, archs_file=archs_file,
+                                          sample=sample, seed=seed)
     per_name = len(corr.shard_positions(len(cells), where)) * len(settings.score_seeds)
     with counted() as bar:
         tasks = {name: bar.add_task(f"scoring {name}", total=per_name) for name in names}
@@ -106,6 +125,7 @@ def correlate_cmd(
             progress=lambda name, k: bar.advance(tasks[name], k), executor=executor, workers=workers,
             calibration_progress=lambda done, total: bar.update(calibrating, completed=done, total=total,
                                                                 visible=done < total),
+            table_columns=columns,
         )
     if summary is None:
         say(f"shard {shard} done: {out}/scores.jsonl; join the shards with "
@@ -113,3 +133,33 @@ def correlate_cmd(
         return
     _print_tables(summary, corr.NDCG_K)
     say(f"wrote {out}/scores.jsonl, scores.csv, summary.json and scatter_<estimator>.png")
+
+
+def _report_from(folders: list[Path], markdown: Path | None, title: str, select: bool, parts: int,
+                 splits: int, composites: list[str]) -> None:
+    """``--from``: the tables of finished folders (one table across them), nothing scored."""
+    import shlex
+    import sys
+
+    from evonas import correlating as corr
+
+    sections, selections = [], []
+    for folder in folders:
+        stored = corr.read_folder(folder)
+        extra, skipped = corr.composite_runs(stored, composites)
+        stored.runs += extra
+        if skipped:
+            say(f"{folder}: skipped {', '.join(skipped)} (a part is not among its estimators)")
+        summary = {"results": corr.run_results(stored.cells, stored.runs)}
+        say(f"{folder}: {stored.space}, {len(stored.cells):,} cells")
+        _print_tables(summary, corr.NDCG_K)
+        where = f"{folder.resolve().parent.name}/{folder.name}"
+        sections.append((f"{stored.space}: {where} ({len(stored.cells):,})", summary["results"]))
+        if select:
+            selections.append(corr.folder_selection(stored, max_parts=parts, splits=splits))
+            say(f"selected on {folder}: {selections[-1]['selected']} (best Spearman on the selection half: "
+                f"{selections[-1]['by_spearman']})")
+    if markdown is not None:
+        corr.write_markdown(markdown, "evonas " + shlex.join(sys.argv[1:]), sections, selections, title,
+                            computed=bool(composites))
+        say(f"wrote {markdown}")

@@ -13,6 +13,7 @@ from typing import Any, Sequence
 
 import matplotlib
 import matplotlib.pyplot as plt
+import numpy as np
 from scipy.stats import rankdata
 
 from evonas.correlating.runner import EstimatorRun
@@ -103,8 +104,97 @@ def write_outputs(
     multi_seed = is_multi_seed(runs)
     write_scores_csv(out_dir / "scores.csv", cells, runs, multi_seed)
     for run in runs:
-        scatter_plot(out_dir / f"scatter_{label(run, multi_seed)}.png", run, cells, run.stats(cells))
+        scatter_plot(out_dir / f"scatter_{label(run, multi_seed).replace(':', '-')}.png", run, cells, run.stats(cells))
     summary = {"settings": settings, "versions": library_versions(extra=("scipy",)), "conventions": CONVENTIONS,
                "results": run_results(cells, runs)}
     (out_dir / "summary.json").write_text(json.dumps(json_safe(summary), indent=2) + "\n")
     return summary
+
+
+#: Everything after this line of a ``--markdown`` file is written by hand and kept when the tool rewrites it.
+NOTES = "<!-- notes below: kept when `evonas correlate --markdown` rewrites this file -->"
+#: The statistics of a markdown row: (summary key, heading, digits).
+MARKDOWN_COLUMNS = (("spearman", "Spearman", 3), ("kendall", "Kendall", 3), ("top1_precision", "P@1%", 3),
+                    ("top5_precision", "P@5%", 3), ("top10_precision", "P@10%", 3), ("ndcg100", "nDCG@100", 3),
+                    ("top_ranked_truth", "top-1 acc.", 2), ("top_ranked_truth_rank", "its rank", 0),
+                    ("size_bucket_spearman", "in-size rho", 3))
+
+
+def _cell(value: Any, digits: int) -> str:
+    if value is None or (isinstance(value, float) and not math.isfinite(value)):
+        return "-"
+    return f"{value:,.0f}" if digits == 0 else f"{value:.{digits}f}"
+
+
+def _stat(res: dict[str, Any], key: str, digits: int) -> str:
+    """A statistic, ``mean ± sd`` where several seeds were scored."""
+    text = _cell(res.get(key), digits)
+    spread = res.get("std", {}).get(key) if "std" in res else None
+    return f"{text} ± {_cell(spread, max(digits, 1) if digits else 1)}" if spread is not None and text != "-" else text
+
+
+def results_table(sections: Sequence[tuple[str, dict[str, Any]]]) -> list[str]:
+    """One markdown table over several folders: a row per (folder label, estimator) of ``run_results``."""
+    lines = ["| cells | estimator | scored | " + " | ".join(h for _, h, _ in MARKDOWN_COLUMNS) + " |",
+             "|---|---|--:|" + "--:|" * len(MARKDOWN_COLUMNS)]
+    for name, results in sections:
+        for estimator, res in results.items():
+            lines.append(f"| {name} | `{estimator}` | {res['scored']:,.0f}/{res['n']:,.0f} | "
+                         + " | ".join(_stat(res, k, d) for k, _, d in MARKDOWN_COLUMNS) + " |")
+    return lines
+
+
+def selection_lines(sel: dict[str, Any]) -> list[str]:
+    """``--select``'s result as markdown: the first split's shown candidates, then every split's picks."""
+    heads = [(k, h, d) for k, h, d in MARKDOWN_COLUMNS if k != "top10_precision"]
+    lines = [f"### Selection on {sel['folder']} ({sel['space']}, seed {sel['seed']}, {sel['cells']:,} cells)", "",
+             f"Split 0: selection half {sel['selection_cells']:,} cells, report half {sel['report_cells']:,} "
+             f"(halves by isomorphism class); {sel['candidates']:,} candidates (singles, `<name> after params`, "
+             f"composites of 2 to {sel['max_parts']} parts with weights {', '.join(f'{w:g}' for w in sel['weights'])}"
+             f"). Ordered on the selection half by the mean rank of {', '.join(sel['criteria'])}; every number "
+             "below is on the **report half**. Normalisation: "
+             f"{json.dumps(sel['normalisation'], sort_keys=True)}.", "",
+             "| fitness | head rank | " + " | ".join(h for _, h, _ in heads) + " |", "|---|--:|" + "--:|" * len(heads)]
+    for row in sel["rows"]:
+        tag = f" ({row['tag']})" if row["tag"] else ""
+        lines.append(f"| `{row['name']}`{tag} | {row['head_rank'] or '-'} | "
+                     + " | ".join(_cell(row.get(k), d) for k, _, d in heads) + " |")
+    n = len(next(iter(sel["splits"].values())))
+    lines += ["", f"Over {n} seeded split(s) (seeds 0-{n - 1}): report-half mean ± sd of what each rule picks.", "",
+              "| rule | P@1% | P@5% | top-1 acc. | its rank (median) | in-size rho | Spearman | picked |",
+              "|---|--:|--:|--:|--:|--:|--:|---|"]
+    for rule, picks in sel["splits"].items():
+        counts: dict[str, int] = {}
+        for pick in picks:
+            counts[pick["name"]] = counts.get(pick["name"], 0) + 1
+        ranks = [p["top_ranked_truth_rank"] for p in picks if p["top_ranked_truth_rank"] is not None]
+        lines.append(f"| {rule} | " + " | ".join(_mean_sd([p[k] for p in picks]) for k in (
+            "top1_precision", "top5_precision", "top_ranked_truth")) + f" | {_cell(float(np.median(ranks)), 0) if ranks else '-'} | "
+            + " | ".join(_mean_sd([p[k] for p in picks]) for k in ("size_bucket_spearman", "spearman"))
+            + " | " + ", ".join(f"`{k}` x{v}" for k, v in sorted(counts.items(), key=lambda kv: -kv[1])) + " |")
+    return lines + [""]
+
+
+def _mean_sd(values: Sequence[Any]) -> str:
+    vals = [float(v) for v in values if v is not None and math.isfinite(v)]
+    if not vals:
+        return "-"
+    return f"{vals[0]:.3f}" if len(vals) == 1 else f"{np.mean(vals):.3f} ± {np.std(vals, ddof=1):.3f}"
+
+
+def write_markdown(path: Path, command: str, sections: Sequence[tuple[str, dict[str, Any]]],
+                   selections: Sequence[dict[str, Any]] = (), title: str = "Rank consistency",
+                   computed: bool = False) -> None:
+    """``--markdown``: the results table (and any selection) under the command that regenerates them;
+    whatever follows ``NOTES`` in an existing file is kept."""
+    kept = path.read_text().partition(NOTES)[2] if path.is_file() else ""
+    lines = [f"# {title}", "", f"Generated by `{command}` from the stored scores (nothing re-scored). "
+             "Columns: `evonas/correlating/stats.py` (`CONVENTIONS` in each summary.json); failed cells are left out "
+             "and counted in *scored*; with several seeds a value is the mean ± sd over seeds."
+             + (" Composites (`--composites`) are computed from the stored part scores by `Composite.combine` with "
+                "the calibration-sample normalisation (the score a live composite gives; no time measured)."
+                if computed else ""), "",
+             *results_table(sections), ""]
+    for sel in selections:
+        lines += selection_lines(sel)
+    path.write_text("\n".join(lines) + f"\n{NOTES}{kept or chr(10)}")

@@ -26,6 +26,9 @@ from evonas.scoring import estimator_class, resolve_scoring
 from evonas.settings import ScoringSettings
 from search_spaces.benchmark import Cell
 
+#: The name of a table column's run: ``table:synflow``.
+TABLE_PREFIX = "table:"
+
 
 @dataclass
 class EstimatorRun:
@@ -79,13 +82,27 @@ def parse_seeds(text: str) -> tuple[int, ...]:
     return seeds
 
 
-def sample_cells(cells: Sequence[Cell], n: int, seed: int) -> list[Cell]:
+def sample_cells(cells: Sequence[Any], n: int, seed: int) -> list[Any]:
     """``n`` distinct cells drawn by ``random.Random(seed)`` (same seed, same cells)."""
     if n < 1:
         raise EvonasError(f"--sample must be at least 1, not {n}")
     if n > len(cells):
         raise EvonasError(f"--sample {n} is larger than the table ({len(cells)} cells); pass at most {len(cells)}")
     return random.Random(seed).sample(list(cells), n)
+
+
+def _table_rows(space: str, truth: str | Path | None, archs_file: str | Path | None,
+                sample: int | None, seed: int) -> tuple[Any, list[int]]:
+    """The table and the row indices to score: ``sample`` seeded-random rows of ``truth``, or every row."""
+    if (truth is None) == (archs_file is None):
+        raise EvonasError("pass exactly one of --truth FILE (with --sample N) or --archs-file FILE")
+    table = search_spaces.get(space).benchmark(truth if truth is not None else archs_file)
+    rows = list(range(len(table)))
+    if sample is not None:
+        rows = sample_cells(rows, sample, seed)  # the draw depends on the count only, so rows and cells agree
+    elif truth is not None:
+        raise EvonasError("--truth needs --sample N (how many random cells to score)")
+    return table, rows
 
 
 def load_cells(
@@ -101,16 +118,49 @@ def load_cells(
 
     Only the cells that will be scored are parsed, so a large truth table stays cheap.
     """
-    if (truth is None) == (archs_file is None):
-        raise EvonasError("pass exactly one of --truth FILE (with --sample N) or --archs-file FILE")
-    table = search_spaces.get(space).benchmark(truth if truth is not None else archs_file)
-    cells = table.cells(column)
-    if sample is not None:
-        cells = sample_cells(cells, sample, seed)
-    elif truth is not None:
-        raise EvonasError("--truth needs --sample N (how many random cells to score)")
+    table, rows = _table_rows(space, truth, archs_file, sample, seed)
+    every = table.cells(column)
+    cells = [every[i] for i in rows]
     table.check_genotypes(cells)
     return cells
+
+
+def load_table_columns(
+    space: str,
+    columns: Sequence[str],
+    *,
+    truth: str | Path | None = None,
+    archs_file: str | Path | None = None,
+    sample: int | None = None,
+    seed: int = 0,
+) -> dict[str, list[float]]:
+    """``--table-columns``: each named numeric column of the table, for the cells ``load_cells`` gives.
+
+    A benchmark table may ship another implementation's proxy scores (NAS-Bench-Suite-Zero's
+    ``synflow``, ``params``...); correlating them beside evonas's own scores shows both on the
+    same cells. Nothing is scored.
+    """
+    table, rows = _table_rows(space, truth, archs_file, sample, seed)
+    out = {}
+    for column in columns:
+        if column not in table.header:
+            raise EvonasError(f"--table-columns: {table.path} has no column {column!r}; it has: "
+                              f"{', '.join(table.header)}")
+        every = table.cells(column)
+        out[column] = [every[i].truth for i in rows]
+    return out
+
+
+def table_runs(columns: Mapping[str, Sequence[float]], positions: Sequence[int], params: Sequence[float],
+               source: str | None, seed: int = 0) -> list[EstimatorRun]:
+    """A table column as a run named ``table:<column>`` (no time, no failures), over ``positions``."""
+    runs = []
+    for column, values in columns.items():
+        run = EstimatorRun(f"{TABLE_PREFIX}{column}", {"column": column, "table": source}, params=params, seed=seed)
+        for p in positions:
+            run.add(values[p], 0.0, None)
+        runs.append(run)
+    return runs
 
 
 def cell_params(space: str, cells: Sequence[Cell], dataset: str) -> list[float]:
@@ -202,6 +252,7 @@ def correlate(
     store: ScoreStore | None = None,
     positions: Sequence[int] | None = None,
     on_resolved: Callable[[dict[str, dict[str, Any]]], None] | None = None,
+    known_params: Sequence[float] | None = None,
 ) -> tuple[list[EstimatorRun], dict[str, Any]]:
     """Score the cells at ``positions`` (default all) with every estimator and seed; runs in that order.
 
@@ -209,7 +260,8 @@ def correlate(
     position, so a shard or a resume gets the batches of a whole run). ``on_resolved`` gets
     ``{"estimator@seed": {"key", "settings"}}`` before any scoring. ``progress(name, k)``: k
     more cells of ``name`` done; ``calibration_progress(done, total)`` while a Sweetimator
-    interval is calibrated. ``settings.interval`` goes to the estimators that take one; it is
+    interval is calibrated; ``known_params``: every cell's parameters if already counted (a resumed
+    folder's manifest keeps them). ``settings.interval`` goes to the estimators that take one; it is
     an error when none does. A fresh Scorer per (estimator, seed) keeps estimators from seeing
     models another has changed; the seeded init and fixed batches make each model identical.
     """
@@ -246,7 +298,8 @@ def correlate(
 
             with make_executor(config, executor, workers, dataset=data if executor == "local" else None) as pool:
                 score_positions(pool, {p: cells[p].arch for p in todo[name, seed]}, keep)
-    params = cell_params(settings.space, [cells[p] for p in positions], settings.dataset)
+    params = ([float(known_params[p]) for p in positions] if known_params is not None
+              else cell_params(settings.space, [cells[p] for p in positions], settings.dataset))
     runs = [stored_run(store, keys[name, seed], name, seed, config.estimator_settings, positions, params)
             for (name, seed), config in configs.items()]
     return runs, data_record(settings.space, data)

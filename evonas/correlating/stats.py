@@ -135,16 +135,17 @@ def size_buckets(params: Sequence[float], buckets: int = SIZE_BUCKETS) -> np.nda
 
 
 def bucket_spearman(scores: Sequence[float], truth: Sequence[float], params: Sequence[float],
-                    buckets: int = SIZE_BUCKETS) -> dict[str, Any]:
+                    buckets: int = SIZE_BUCKETS, which: np.ndarray | None = None) -> dict[str, Any]:
     """Spearman inside each parameter-count bucket and its unweighted mean over the defined buckets.
 
     How well the estimator ranks cells of similar size, which a size proxy cannot do. A bucket's
-    ``n`` counts all its cells, failed ones included; its Spearman leaves those out.
+    ``n`` counts all its cells, failed ones included; its Spearman leaves those out. ``which``:
+    ``size_buckets(params, buckets)`` when the caller ranks many scores of the same cells.
     """
     s, t, p = (np.asarray(v, dtype=float) for v in (scores, truth, params))
     if not s.shape == t.shape == p.shape:
         raise ValueError(f"{len(s)} scores, {len(t)} truth values and {len(p)} parameter counts")
-    which = size_buckets(p, buckets)
+    which = size_buckets(p, buckets) if which is None else which
     per_bucket = []
     for b in range(buckets):
         inside = which == b

@@ -5,6 +5,7 @@ Layout::
     <out>/
       correlate.json   the manifest: cells, estimators, seeds, shard, each (estimator, seed)'s key
       scores.jsonl     one line per scored (cell, estimator, seed), appended by one ``HistoryWriter``
+      scores.jsonl.gz  optional, read only: archived or imported lines (same format), read before scores.jsonl
 
 A line is ``{"cell": position, "arch", "estimator", "seed", "key", "status", "score",
 "seconds", "error"}``. ``key`` hashes every scoring setting that changes a score (estimator
@@ -15,23 +16,24 @@ exactly the (cell, estimator, seed) whose key changed. Lines reach the kernel on
 """
 from __future__ import annotations
 
+import gzip
 import json
 import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterable, Sequence
 
-import estimators
-import search_spaces
 from evonas.errors import EvonasError
 from evonas.execution import JobResult
 from evonas.runs import SYNC_INTERVAL_S, HistoryWriter, read_jsonl, write_atomic
-from evonas.scoring import Scorer, estimator_class
-from evonas.scoring.fingerprint import code_fingerprint, digest, scoring_fingerprint
+from evonas.scoring.fingerprint import digest
+from evonas.scoring.score_key import score_key
 from evonas.settings import ScoringSettings, load_json
 from search_spaces.benchmark import Cell
 
 STORE = "scores.jsonl"
+#: Read-only compressed lines beside the store (imported or archived scores; never appended to).
+ARCHIVE = "scores.jsonl.gz"
 MANIFEST = "correlate.json"
 #: The manifest fields a resume and a merge must find equal: what is being measured.
 IDENTITY = ("space", "cells_digest", "estimators", "seeds")
@@ -52,19 +54,6 @@ def shard_positions(n_cells: int, shard: tuple[int, int]) -> list[int]:
     """Cell positions of ``shard``: every N-th from I, so each shard gets a spread of the table."""
     index, count = shard
     return list(range(index, n_cells, count))
-
-
-def code_key(config: ScoringSettings) -> str:
-    """Fingerprint of the code behind a score: the estimator (a composite's parts too), the space, the scorer."""
-    cls = estimator_class(config.estimator)
-    registry = estimators.available()
-    parts = [registry[name] for name in getattr(cls, "names", ())]
-    return code_fingerprint(cls, *parts, type(search_spaces.get(config.space)), Scorer)
-
-
-def score_key(config: ScoringSettings) -> str:
-    """The store key of scores made with ``config``: its settings' and its code's fingerprints."""
-    return digest({"settings": scoring_fingerprint(config), "code": code_key(config)})
 
 
 def cells_digest(cells: Sequence[Cell]) -> str:
@@ -98,6 +87,17 @@ class Manifest:
         """``"estimator@seed" -> key`` for every run."""
         return {label: run["key"] for label, run in self.data["runs"].items()}
 
+    @property
+    def params(self) -> list[float] | None:
+        """Each cell's deployed-network parameters (millions) when the manifest keeps them."""
+        params = self.data.get("params")
+        return None if params is None or len(params) != len(self.data["cells"]) else [float(p) for p in params]
+
+    @property
+    def table_columns(self) -> dict[str, list[float]]:
+        """``--table-columns``: each table column's value per cell (empty when none was asked for)."""
+        return self.data.get("table_columns") or {}
+
     def check_same(self, expected: dict[str, Any], folder: Path, doing: str) -> None:
         """A one-line error naming the first ``IDENTITY`` field where this folder's manifest is not ``expected``."""
         for name in IDENTITY:
@@ -128,12 +128,29 @@ def run_label(name: str, seed: int) -> str:
 
 
 def make_manifest(space: str, cells: Sequence[Cell], names: Sequence[str], seeds: Sequence[int],
-                  shard: tuple[int, int], runs: dict[str, dict[str, Any]], record: dict[str, Any]) -> Manifest:
-    """A manifest; ``runs`` maps ``run_label`` to ``{"key", "settings"}``, ``record`` is the summary's settings."""
-    return Manifest({
-        **identity(space, cells, names, seeds), "shard": list(shard), "cells": [[c.arch, c.truth] for c in cells],
-        "runs": runs, "record": record,
-    })
+                  shard: tuple[int, int], runs: dict[str, dict[str, Any]], record: dict[str, Any],
+                  table_columns: dict[str, list[float]] | None = None,
+                  params: Sequence[float] | None = None) -> Manifest:
+    """A manifest; ``runs`` maps ``run_label`` to ``{"key", "settings"}``, ``record`` is the summary's settings,
+    ``table_columns`` the ``--table-columns`` values per cell (read from the table, not scored), ``params``
+    each cell's deployed-network parameters (millions; kept so ``--from`` need not rebuild 15,625 networks)."""
+    data = {**identity(space, cells, names, seeds), "shard": list(shard), "cells": [[c.arch, c.truth] for c in cells],
+            "runs": runs, "record": record}
+    if table_columns:
+        data["table_columns"] = table_columns
+    if params is not None:
+        data["params"] = list(params)
+    return Manifest(data)
+
+
+def folder_lines(folder: Path, repair: bool = False) -> list[dict[str, Any]]:
+    """Every stored line of ``folder``: its archive (``scores.jsonl.gz``) first, then ``scores.jsonl``."""
+    archived = folder / ARCHIVE
+    lines = []
+    if archived.is_file():
+        with gzip.open(archived, "rt") as fh:
+            lines = [json.loads(line) for line in fh if line.strip()]
+    return lines + read_jsonl(folder / STORE, repair=repair)
 
 
 class ScoreStore:
@@ -150,19 +167,19 @@ class ScoreStore:
     def open(cls, folder: Path, resume: bool) -> "ScoreStore":
         """The store of ``folder``: a new one, or with ``resume`` the one there (torn last line cut off)."""
         path = folder / STORE
-        if not resume and ((folder / MANIFEST).exists() or path.exists()):
+        if not resume and ((folder / MANIFEST).exists() or path.exists() or (folder / ARCHIVE).exists()):
             raise EvonasError(f"{folder} already holds a correlate run; continue it with --resume "
                               "or pick another --out")
         try:
             folder.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
             raise EvonasError(f"cannot create output folder {folder}: {exc.strerror}") from None
-        return cls(folder, read_jsonl(path, repair=True))
+        return cls(folder, folder_lines(folder, repair=True))
 
     @classmethod
     def merged(cls, folders: Sequence[Path]) -> "ScoreStore":
         """The scores of several folders together, in memory (a cell scored twice counts once)."""
-        return cls(None, (line for folder in folders for line in read_jsonl(folder / STORE)))
+        return cls(None, (line for folder in folders for line in folder_lines(folder)))
 
     def get(self, key: str, cell: int) -> dict[str, Any] | None:
         return self._found.get((key, cell))

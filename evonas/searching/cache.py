@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 import math
+import warnings
 from dataclasses import replace
 from pathlib import Path
 from typing import Any, Iterable, Mapping
@@ -140,6 +141,9 @@ class ScoreCache:
         self._by_genotype: dict[str, float] = {}
         if store is not None and Path(store).is_dir():
             self._by_genotype = folder_scores(Path(store), config)
+            if not self._by_genotype:
+                warnings.warn(f"score store {store} holds no scores made with these settings and this code "
+                              "(other estimator settings, seed, batch, or changed code): every cell is scored")
         elif store is not None:
             self.store = ScoreStore(Path(store), score_key(config))
         self._read_store()
