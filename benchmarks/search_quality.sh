@@ -9,9 +9,10 @@ EVONAS=${EVONAS:-.venv/bin/evonas}
 STORE=${STORE-benchmarks/consistency_all/store}
 TRUTH=../shared/benchmarks/nb201_accuracy.csv
 OUT=runs/search_quality
-COMPOSITE='sweet+sweet_snip=2+synflow+jacov=2'
-for est in sweet "$COMPOSITE"; do
-  for algo in aging random; do
+# FITNESSES: space-separated estimators; default Sweetimator and the head-selected composite.
+read -r -a fitnesses <<< "${FITNESSES:-sweet sweet+sweet_snip=2+synflow+jacov=2}"
+for est in "${fitnesses[@]}"; do
+  for algo in ${ALGOS:-aging random}; do
     for seed in ${SEEDS:-0 1 2 3 4}; do
       dir="$OUT/${est//[+=]/_}-$algo-$seed"
       [ -f "$dir/best.json" ] || OMP_NUM_THREADS=1 $EVONAS search --space nb201 --estimator "$est" --interval 1e-4 5e-4 \
