@@ -9,8 +9,8 @@ EVONAS=${EVONAS:-.venv/bin/evonas}
 STORE=${STORE-benchmarks/consistency_all/store}
 TRUTH=../shared/benchmarks/nb201_accuracy.csv
 OUT=runs/search_quality
-# FITNESSES: space-separated estimators; default Sweetimator and the head-selected composite.
-read -r -a fitnesses <<< "${FITNESSES:-sweet sweet+sweet_snip=2+synflow+jacov=2}"
+# FITNESSES: space-separated estimators; default Sweetimator, the head-selected composite and an ablation.
+read -r -a fitnesses <<< "${FITNESSES:-sweet sweet+sweet_snip=2+synflow+jacov=2 sweet_snip sweet_ntk sweet_snip+sweet_ntk+jacov sweet_snip+sweet_ntk+synflow+jacov}"
 for est in "${fitnesses[@]}"; do
   for algo in ${ALGOS:-aging random}; do
     for seed in ${SEEDS:-0 1 2 3 4}; do
