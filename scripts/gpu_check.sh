@@ -6,9 +6,9 @@
 # 1. the tests marked `gpu` (CUDA scores = CPU scores within tolerance for sweet, sweet_snip,
 #    sweet_ntk and synflow; mixed-precision training runs and resumes; channels-last) and the
 #    fake-GPU placement test (on a real GPU some actors now really score on CUDA);
-# 2. the GPU rows of the benchmarks: Sweetimator scoring speed on CUDA vs CPU (sweet_speed.py has
-#    no --device flag, so this times the scoring path itself), train_throughput.py --device cuda,
-#    throughput.py (its Ray workers take the GPU automatically; its in-process row stays on CPU);
+# 2. the GPU rows of the benchmarks: Sweetimator scoring speed on CUDA vs CPU (sweet_speed.sh has
+#    no --device flag, so this times the scoring path itself), train_throughput.sh with DEVICE=cuda,
+#    throughput.sh (its Ray workers take the GPU automatically; its in-process row stays on CPU);
 # 3. a short NB-201 search with 4 fractional (0.25 GPU) Ray actors, then `evonas show`.
 # Each step has its own time limit (470 s in all); a failing step is recorded and the next one still runs.
 # Data: CIFAR-10 from $EVONAS_DATA (or ../shared/data); synthetic data, labelled so, when absent.
@@ -86,13 +86,11 @@ for device in ("cuda", "cpu"):
     print(f"{device}: {per * 1e3:.1f} ms per evaluation ({1 / per:.1f} eval/s, {n} cells, 1 CPU thread)")
 EOF
 
-step "training throughput on CUDA (AMP + channels-last vs plain loop)" 90 \
-    "$PY" benchmarks/train_throughput.py --device cuda --rounds 4 --out "$WORK/train_throughput_gpu"
-[ -f "$WORK/train_throughput_gpu.md" ] && { echo; sed 's/^#/###/' "$WORK/train_throughput_gpu.md"; } >> "$RESULTS"
+step "training throughput on CUDA (evonas train, AMP + channels-last)" 90 \
+    env DEVICE=cuda EPOCHS=2 OUT="$WORK/train_throughput_gpu" benchmarks/train_throughput.sh
 
 step "executor throughput (Ray workers on the GPU)" 90 \
-    "$PY" benchmarks/throughput.py --n 40 --rounds 1 ${DATA:+--data-dir "$DATA"} --out "$WORK/throughput_gpu"
-[ -f "$WORK/throughput_gpu.md" ] && { echo; sed 's/^#/###/' "$WORK/throughput_gpu.md"; } >> "$RESULTS"
+    env N=40 DATASET="$DATASET" DATA="${DATA:-}" OUT="$WORK/throughput_gpu" benchmarks/throughput.sh
 
 step "short search, 4 actors x 0.25 GPU" 90 \
     "$EVONAS" search --space nb201 --estimator sweet --dataset "$DATASET" ${DATA:+--data-dir "$DATA"} \

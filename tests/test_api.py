@@ -31,7 +31,7 @@ def test_import_is_cheap_and_the_api_loads_on_first_use() -> None:
 
 def test_the_example_script_runs_end_to_end(tmp_path: Path) -> None:
     out = subprocess.run(
-        [sys.executable, str(ROOT / "examples" / "quickstart.py"), "--dataset", "synthetic", "--budget", "8",
+        [sys.executable, str(ROOT / "examples" / "quickstart.py"), "--dataset", "synthetic", "--budget", "5",
          "--epochs", "1", "--train-images", "64", "--out", str(tmp_path)],
         capture_output=True, text=True, timeout=600, cwd=tmp_path)
     assert out.returncode == 0, out.stderr

@@ -73,13 +73,24 @@ def fake_timer(calls: list):
     return timer
 
 
+@pytest.fixture(scope="module")
+def tiny_build(tmp_path_factory):
+    """One fake-timed table for the module (tracing the space's ops takes seconds): (table, path, cached, calls, cache)."""
+    cache = tmp_path_factory.mktemp("latency_cache")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("EVONAS_CACHE", str(cache))
+        mp.setattr(latency_module, "SATURATION", 15)
+        calls: list[str] = []
+        table, path, cached = latency_table(LatencySettings("nb201"), timer=fake_timer(calls))
+    return table, path, cached, calls, cache
+
+
 @pytest.fixture()
-def tiny_table(monkeypatch, tmp_path):
-    monkeypatch.setenv("EVONAS_CACHE", str(tmp_path))
-    monkeypatch.setattr(latency_module, "SATURATION", 15)
-    calls: list[str] = []
-    table, path, cached = latency_table(LatencySettings("nb201"), timer=fake_timer(calls))
-    return table, path, cached, calls
+def tiny_table(monkeypatch, tiny_build):
+    """The module's table, with its cache folder as this test's ``EVONAS_CACHE`` and its own copy of the calls."""
+    table, path, cached, calls, cache = tiny_build
+    monkeypatch.setenv("EVONAS_CACHE", str(cache))
+    return table, path, cached, list(calls)
 
 
 def test_latency_table_times_each_distinct_op_once_and_predicts_the_sum(tiny_table):

@@ -85,7 +85,7 @@ def ray_head() -> Iterator[str]:
         ours = _started_by(head.pid)
         os.killpg(head.pid, signal.SIGTERM)
         try:
-            head.wait(timeout=10)  # a graceful stop; a test head need not wait longer
+            head.wait(timeout=3)  # a graceful stop; a test head need not wait longer (it rarely ends in 10 s)
         except subprocess.TimeoutExpired:
             os.killpg(head.pid, signal.SIGKILL)
             head.wait()

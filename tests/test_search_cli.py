@@ -62,7 +62,8 @@ def _lines(path: Path) -> int:
     return path.read_text().count("\n") if path.exists() else 0
 
 
-def test_kill_9_then_resume_finishes_with_exactly_the_budget(tmp_path):
+def test_kill_9_then_resume_finishes_with_exactly_the_budget(monkeypatch, capsys, tmp_path):
+    """The search is killed in a process of its own; show and resume then run in this one (they only read the folder)."""
     run = tmp_path / "run"
     args = ["search", *TINY, "--budget", "60", "--population", "5", "--sample", "2",
             "--checkpoint-every", "7", "--seed", "3", "--run-dir", str(run)]
@@ -78,17 +79,16 @@ def test_kill_9_then_resume_finishes_with_exactly_the_budget(tmp_path):
     before = [json.loads(line) for line in history.read_text().splitlines() if line.endswith("}")]
     assert 16 <= len(before) < 60
 
-    shown = subprocess.run([*EVONAS, "show", str(run)], cwd=ROOT, env=env, capture_output=True, text=True)
-    assert shown.returncode == 0 and "stopped" in shown.stdout and f"--resume {run}" in shown.stdout
+    code, shown, err = run_cli(monkeypatch, capsys, "show", str(run))
+    assert code == 0 and "stopped" in shown and f"--resume {run}" in shown, err
 
-    done = subprocess.run([*EVONAS, "search", "--resume", str(run)], cwd=ROOT, env=env,
-                          capture_output=True, text=True, timeout=300)
-    assert done.returncode == 0, done.stderr
+    code, done, err = run_cli(monkeypatch, capsys, "search", "--resume", str(run))
+    assert code == 0, err
     after = [json.loads(line) for line in history.read_text().splitlines()]
     ids = [r["id"] for r in after]
     assert len(after) == 60 and len(set(ids)) == 60
     assert after[: len(before)] == before
-    assert "finished: 60/60 evaluations" in done.stdout and "top 5 cells" in done.stdout
+    assert "finished: 60/60 evaluations" in done and "top 5 cells" in done
 
 
 def test_truth_table_gives_true_accuracies(monkeypatch, capsys, tmp_path, nb201_truth, cifar_dir):

@@ -92,9 +92,9 @@ def _scalars(tb_dir) -> dict[str, list[float]]:
 def test_short_cifar_training_learns(cifar_dir, tmp_path) -> None:
     out = tmp_path / "nb"
     result = train_genotype("nb201", GENO, out, dict(epochs=2, batch_size=32, lr=0.02, channels=8, layers=1,
-                            train_images=2000, test_images=1000, data_dir=str(cifar_dir)))
-    assert result["test_accuracy"] > 20.0, result["history"]  # chance is 10%
-    assert (result["train_images"], result["test_images"], result["status"]) == (2000, 1000, "ok")
+                            train_images=1000, test_images=500, data_dir=str(cifar_dir)))
+    assert result["test_accuracy"] > 20.0, result["history"]  # chance is 10%; 26.2% measured (2000 images: 28.1%)
+    assert (result["train_images"], result["test_images"], result["status"]) == (1000, 500, "ok")
     assert result["best_test_accuracy"] == max(h["test_accuracy"] for h in result["history"])
     assert result["recipe"]["lr"] == 0.02 and result["recipe"]["nesterov"] is True
     assert json.loads((out / "recipe.json").read_text()) == result["recipe"]
