@@ -14,7 +14,7 @@ from typing import Any, Mapping, Sequence
 
 from evonas.errors import EvonasError
 from evonas.runs import RunRecord
-from evonas.searching.front_quality import run_front_quality, table_cells
+from evonas.searching.front_quality import front_quality_of, table_cells
 from evonas.settings import format_cost
 from evonas.training.refine import read_refinement
 
@@ -23,27 +23,24 @@ from evonas.training.refine import read_refinement
 AT_BEST = 0.01
 
 
-def best_feasible(run_dir: Path, truth: str | Path, constraints: Mapping[str, float]) -> float:
-    """The best true accuracy of a table cell within the run's constraints (all cells without any)."""
-    cells = table_cells(run_dir, truth, list(constraints))[0]
+def best_feasible(cells: Sequence[Mapping[str, Any]], constraints: Mapping[str, float]) -> float:
+    """The best true accuracy of a costed table cell within ``constraints`` (any cell without them)."""
     return max(c["accuracy"] for c in cells
                if all(0 <= c["costs"][name] <= bound for name, bound in constraints.items()))
 
 
 def run_row(run_dir: Path, truth: str | Path, budgets: Mapping[str, Sequence[float]] | None) -> dict[str, Any]:
     """One run: its settings in brief, the returned cell with its true accuracy and gap, its front's quality."""
-    import search_spaces
-
     record = RunRecord.open(run_dir)
     summary = record.summary(1)
     search = record.settings().search
-    space = search_spaces.get(search.space)
-    bench, column = space.benchmark(truth), space.truth_column(search.dataset)
+    names = list(dict.fromkeys([*search.constraints, *(summary.get("front_objectives") or [])]))
+    cells, bench, column = table_cells(run_dir, truth, names)  # the table costed once, for both uses
     best = summary["best"]
     refined = read_refinement(run_dir)
     returned = refined["chosen"]["genotype"] if refined and refined.get("complete") else (best or {}).get("genotype")
     accuracy = None if returned is None else bench.accuracy(returned, column)
-    ceiling = best_feasible(run_dir, truth, search.constraints)
+    ceiling = best_feasible(cells, search.constraints)
     row: dict[str, Any] = {
         "run": str(run_dir), "seed": search.seed, "estimator": search.estimator, "algorithm": search.algorithm or "aging",
         "evaluations": summary["evaluations"], "elapsed": summary["elapsed"], "refined": bool(refined),
@@ -52,7 +49,7 @@ def run_row(run_dir: Path, truth: str | Path, budgets: Mapping[str, Sequence[flo
         "constraints": {name: format_cost(name, v) for name, v in search.constraints.items()},
     }
     if summary.get("front"):
-        row["front_quality"] = run_front_quality(run_dir, truth, budgets)["costs"]
+        row["front_quality"] = front_quality_of(summary, cells, bench, column, budgets)
     return row
 
 

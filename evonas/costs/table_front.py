@@ -27,6 +27,7 @@ table, which the fast path makes unnecessary: all 15,625 NB-201 cells take 2-4 s
 """
 from __future__ import annotations
 
+import json
 import random
 from typing import Any, Callable, Iterable, Sequence
 
@@ -139,6 +140,21 @@ class _Reference:
         self.fixed_params, self.fixed_flops = fixed.pop() if count else (0, 0)
 
 
+#: ``_Reference`` with counts per (space, classes, build options, image side): tracing the uniform
+#: cells takes seconds, and ``evonas compare`` costs the same table once per run.
+_COUNTED: dict[str, _Reference] = {}
+
+
+def _counted_reference(model: CostModel) -> _Reference:
+    """The counted reference of ``model``'s network setting, built once per process."""
+    key = json.dumps([model.space.name, model.num_classes, model.options, model.image_side], sort_keys=True, default=str)
+    if key not in _COUNTED:
+        side = model.image_side
+        _COUNTED[key] = _Reference(model, model.num_classes, model.options,
+                                   torch.zeros(1, 3, side, side, device="meta"), side, count=True)
+    return _COUNTED[key]
+
+
 def _slot_name(name: str) -> str:
     """``edges.0_1`` -> ``0_1``: the module's key in its cell's ModuleDict."""
     return name.rpartition(".")[2]
@@ -153,9 +169,7 @@ class _RepeatedCellCosts:
         self.params: dict[tuple[str, str], int] = {}
         self.flops: dict[tuple[str, str], int] = {}
         if {"params", "flops"} & set(self.names):
-            side = model.image_side
-            ref = _Reference(model, model.num_classes, model.options,
-                             torch.zeros(1, 3, side, side, device="meta"), side, count=True)
+            ref = _counted_reference(model)
             self.fixed_params, self.fixed_flops = ref.fixed_params, ref.fixed_flops
             flops_of: dict[str, int] = {}  # an op's FLOPs depend on the op and its input shape only
             for unit in ref.calls:

@@ -34,6 +34,18 @@ def table_cells(run_dir: Path, truth: str | Path, names: Sequence[str],
     return costed_cells(model, [(c.arch, c.truth) for c in rows], progress), bench, column
 
 
+def front_quality_of(summary: Mapping[str, Any], cells: Sequence[dict[str, Any]], bench: Any, column: str,
+                     budgets: Mapping[str, Sequence[float]] | None = None) -> dict[str, Any]:
+    """``run_front_quality`` over table ``cells`` already costed in (at least) the front's costs."""
+    quality = {}
+    for name in summary.get("front_objectives") or []:
+        front = [(rec["costs"][name], acc) for rec in summary["front"]
+                 if (acc := bench.accuracy(rec["genotype"], column)) is not None]
+        table = [(cost, acc) for cost, acc, _ in cost_points(cells, name)]
+        quality[name] = {**front_quality(front, table, (budgets or {}).get(name)), "front_size": len(front)}
+    return quality
+
+
 def run_front_quality(run_dir: Path, truth: str | Path, budgets: Mapping[str, Sequence[float]] | None = None,
                       progress: Callable[[int, int], None] | None = None) -> dict[str, Any]:
     """Per cost objective of the run: ``evonas.fronts.front_quality`` of its front's true (cost,
@@ -44,10 +56,4 @@ def run_front_quality(run_dir: Path, truth: str | Path, budgets: Mapping[str, Se
     if not names:
         return {"costs": {}, "true_front": []}
     cells, bench, column = table_cells(run_dir, truth, names, progress)
-    quality = {}
-    for name in names:
-        front = [(rec["costs"][name], acc) for rec in summary["front"]
-                 if (acc := bench.accuracy(rec["genotype"], column)) is not None]
-        table = [(cost, acc) for cost, acc, _ in cost_points(cells, name)]
-        quality[name] = {**front_quality(front, table, (budgets or {}).get(name)), "front_size": len(front)}
-    return {"costs": quality, "true_front": front_cells(cells, names)}
+    return {"costs": front_quality_of(summary, cells, bench, column, budgets), "true_front": front_cells(cells, names)}
