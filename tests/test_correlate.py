@@ -355,17 +355,3 @@ def test_malformed_genotype_in_archs_file_names_the_row(tmp_path, monkeypatch, c
                            *SYNTH)
     assert (code, err.count("\n")) == (2, 1)
     assert "data row 2: '|conv_9x9~0|" in err and "not a valid nb201 genotype" in err
-
-
-@pytest.mark.slow
-def test_ray_executor_gives_the_in_process_scores(tmp_path, monkeypatch, capsys):
-    archs = nb201_table(tmp_path / "archs.csv", 3)
-    outputs = {}
-    for kind, extra in (("local", []), ("ray", ["--workers", "2"])):
-        out = tmp_path / kind
-        code, _, err = run_cli(monkeypatch, capsys, "correlate", "--estimator", "params", "--archs-file", str(archs),
-                               "--executor", kind, *extra, "--out", str(out), *SYNTH)
-        assert code == 0, err
-        outputs[kind] = read_scores(out / "scores.csv")
-        assert json.loads((out / "summary.json").read_text())["settings"]["executor"] == kind
-    assert outputs["ray"] == outputs["local"]

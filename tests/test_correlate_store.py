@@ -270,3 +270,4 @@ def test_ray_serves_every_estimator_from_one_session(tmp_path, monkeypatch, caps
     correlate(monkeypatch, capsys, archs, ray, "--executor", "ray", "--workers", "2")
     assert started[0] is True and not any(started[1:]) and len(started) == 3  # ours, then each pool joins it
     assert read_scores(ray / "scores.csv") == read_scores(local / "scores.csv")
+    assert json.loads((ray / "summary.json").read_text())["settings"]["executor"] == "ray"
