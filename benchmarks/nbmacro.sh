@@ -30,6 +30,9 @@ $C --truth "$TABLE" --sample "$SAMPLE" --seed 0 --estimator sweet,sweet_ntk+flop
     --out "$OUT/c200_calibrated"
 # ... and the table's own params and FLOPs columns over all 6,561 networks (beside the flops estimator).
 $C --archs-file "$ALL_TABLE" --estimator flops --table-columns params,flops --executor ray --workers 2 --out "$OUT/all_table"
+# ... and nwot over all of them (about 90 CPU-minutes; the folder committed as benchmarks/nbmacro/nwot_all).
+[ "${ALL_NWOT:-0}" = 1 ] && $C --archs-file "$ALL_TABLE" --estimator nwot --table-columns flops,params --seed 0 \
+    --out "$OUT/all_nwot"
 # 4. Searches, 5 seeds each: nwot (the best ranker of step 3) and flops (the cheapest strong one).
 for estimator in nwot flops; do
     for seed in $SEEDS; do

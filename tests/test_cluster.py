@@ -89,28 +89,28 @@ def _node(worker: str) -> str:
 
 
 def test_search_survives_a_killed_node_and_grows_onto_a_joining_one(cluster, tmp_path):
-    settings = SearchSettings(space="nb201", estimator="params", dataset="synthetic", budget=150, population=10,
+    settings = SearchSettings(space="nb201", estimator="params", dataset="synthetic", budget=100, population=10,
                               sample=3, seed=4, checkpoint_every=10, checkpoint_seconds=0, workers=2)
     node_b = cluster.add_node(**LOOPBACK, num_cpus=1, resources={"node_b": 1})
     pools: list[RayExecutor] = []
     events: dict[str, object] = {"most_actors": 0}
 
     def factory(scoring, config):
-        pools.append(RayExecutor(scoring, workers=2, scorer_factory=partial(FakeScorer, delay=0.15)))
+        pools.append(RayExecutor(scoring, workers=2, scorer_factory=partial(FakeScorer, delay=0.1)))
         return pools[-1]
 
     def progress(p):
         pool = pools[-1]
         events["most_actors"] = max(events["most_actors"], pool.actors)
         began = time.monotonic()
-        if p.evaluations == 20:
+        if p.evaluations == 15:
             events["placement"] = {n: info["node"] for n, info in pool.placement().items()}
             cluster.remove_node(node_b, allow_graceful=False)  # SIGKILL to every process of the node
             events["killed_t"] = p.elapsed + time.monotonic() - began
-        elif p.evaluations == 40:
+        elif p.evaluations == 30:
             events["node_c"] = cluster.add_node(**LOOPBACK, num_cpus=2, resources={"node_c": 1})
             events["joined_t"] = p.elapsed + time.monotonic() - began
-        elif 40 < p.evaluations < settings.budget - 20 and "node_c" in events:
+        elif 30 < p.evaluations < settings.budget - 20 and "node_c" in events:
             # On a loaded machine an actor may take many seconds to start: slow the driver (not the pool,
             # which rescans between results) until node_c has one, so the budget cannot run out first.
             where = {info["node"] for info in pool.placement().values()}
@@ -124,7 +124,7 @@ def test_search_survives_a_killed_node_and_grows_onto_a_joining_one(cluster, tmp
             cluster.remove_node(events["node_c"])
     history = RunRecord.open(run).read_history()
     ids = [r["id"] for r in history]
-    assert len(history) == 150 and len(set(ids)) == 150  # exactly the budget, nothing lost or repeated
+    assert len(history) == 100 and len(set(ids)) == 100  # exactly the budget, nothing lost or repeated
     assert all(r["status"] == "ok" for r in history)  # a lost node costs its jobs no try
     head_id, b_id, c_id = (n.node_id[:8] for n in (cluster.head_node, node_b, events["node_c"]))
     assert set(events["placement"].values()) == {f"127.0.0.1/{head_id}", f"127.0.0.1/{b_id}"}  # one actor per node
