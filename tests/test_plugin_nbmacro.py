@@ -184,9 +184,9 @@ def test_spaces_lists_the_plugin(env):
 
 def test_search_with_two_ray_workers(env, tmp_path):
     run = tmp_path / "run"
-    out = evonas(env, "search", "--space", "nbmacro", "--estimator", "sweet", "--budget", "12", "--population", "4",
-                 "--sample", "2", "--workers", "2", "--executor", "ray", "--dataset", "synthetic", "--batch-size", "8",
-                 "--interval", "1e-4", "5e-4", "--run-dir", str(run), timeout=240)
+    out = evonas(env, "search", "--space", "nbmacro", "--estimator", "params", "--budget", "12", "--population", "4",
+                 "--sample", "2", "--workers", "2", "--executor", "ray", "--dataset", "synthetic",
+                 "--run-dir", str(run), timeout=240)  # params: each actor must build the plug-in's networks
     history = [json.loads(line) for line in (run / "history.jsonl").read_text().splitlines()]
     assert len(history) == 12 and all(r["status"] == "ok" for r in history), history
     workers = {r["worker"].partition("@")[0] for r in history}
