@@ -21,7 +21,11 @@ done
 for mode in zero-cost refined; do
   $EVONAS compare "$OUT/$mode-"* --truth "$TRUTH" --title "Sweetimator, $mode" --markdown "$OUT/$mode.md" > /dev/null
 done
+MD=benchmarks/refine_nb201.md
+NOTES="<!-- notes below: kept when benchmarks/refine_nb201.sh rewrites this file -->"
+kept=$([ -f "$MD" ] && sed -n "/^<!-- notes below/,\$p" "$MD" | tail -n +2 || true)
 { echo "# Training-refined head on NB-201"; echo
   echo "Regenerate with \`bash benchmarks/refine_nb201.sh\` (zero-cost scores from \`$STORE\`, scoring seed 0)."
-  for mode in zero-cost refined; do echo; sed 's/^# /## /' "$OUT/$mode.md"; done; } > benchmarks/refine_nb201.md
-echo "wrote benchmarks/refine_nb201.md"
+  for mode in zero-cost refined; do echo; sed 's/^# /## /' "$OUT/$mode.md"; done
+  echo; echo "$NOTES"; printf '%s\n' "$kept"; } > "$MD"
+echo "wrote $MD"
