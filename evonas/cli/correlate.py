@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any, Optional
 
 import typer
+from rich import box
 from rich.table import Table
 
 from evonas.cli.app import app, console, say
@@ -70,6 +71,9 @@ def correlate_cmd(
     select: bool = typer.Option(False, "--select", help="With --from: choose a fitness (singles, size-aware residuals, composites of the folder's estimators) on half the cells, report it on the other half."),
     select_parts: int = typer.Option(2, "--select-parts", help="With --select: composites of 2 to this many parts."),
     select_splits: int = typer.Option(1, "--select-splits", help="With --select: seeded halvings to repeat the choice over (seeds 0..N-1)."),
+    front_cost: Optional[list[str]] = typer.Option(None, "--front-cost", help="With --from: per fitness (every stored estimator, --composites, the recommended composites), the exact Pareto front of (score, this cost) over the folder's cells judged by true accuracy: regret per budget and HV ratio, the best any search with it can reach. params, flops or a --cost-table column; repeat or comma-separate."),
+    cost_table: Optional[Path] = typer.Option(None, "--cost-table", help="With --front-cost: a CSV of measured costs per cell (arch + numeric columns, e.g. HW-NAS-Bench's pixel3_latency), read as `evonas search --cost-table` reads it."),
+    budgets: Optional[list[str]] = typer.Option(None, "--budgets", help="With --front-cost: the regret's budgets, COST=V1,V2,... (e.g. params=0.2M,0.6M,1.6M); repeat per cost. (default: six spread over the cells' range)"),
 ) -> None:
     """Rank consistency of estimators against true accuracy, whole ranking and head.
 
@@ -85,10 +89,15 @@ def correlate_cmd(
 
     if from_:
         specs = [c.strip() for c in composites.split(",") if c.strip()] if composites else []
-        _report_from(from_, markdown, title, select, select_parts, select_splits, specs)
+        bound = _front_options(front_cost, cost_table, budgets)
+        _report_from(from_, markdown, title, select, select_parts, select_splits, specs, bound)
         return
-    if markdown is not None or select or composites:
-        raise EvonasError("--markdown, --select and --composites read finished folders; pass them with --from DIR")
+    if markdown is not None or select or composites or front_cost or budgets:
+        raise EvonasError("--markdown, --select, --composites, --front-cost and --budgets read finished folders; "
+                          "pass them with --from DIR")
+    if cost_table is not None:
+        raise EvonasError("--cost-table in correlate gives the costs of --front-cost; "
+                          "pass it with --from DIR --front-cost COST")
     if merge:
         if out is None:
             raise EvonasError("--merge needs --out: the folder to write the merged scores and statistics to")
@@ -135,17 +144,55 @@ def correlate_cmd(
     say(f"wrote {out}/scores.jsonl, scores.csv, summary.json and scatter_<estimator>.png")
 
 
+def _front_options(names: list[str] | None, cost_table: Path | None, budgets: list[str] | None
+                   ) -> tuple[list[str], Path | None, dict[str, list[float]]] | None:
+    """``--front-cost``, ``--cost-table`` and ``--budgets`` checked together (None: no front bound asked for)."""
+    from evonas.cli.search import parse_budgets
+    from evonas.errors import EvonasError
+
+    costs = list(dict.fromkeys(n.strip() for term in names or [] for n in term.split(",") if n.strip()))
+    if not costs:
+        if cost_table is not None or budgets:
+            raise EvonasError("--cost-table and --budgets go with --front-cost COST (e.g. --front-cost params)")
+        return None
+    parsed = parse_budgets(budgets or [])
+    stray = [name for name in parsed if name not in costs]
+    if stray:
+        raise EvonasError(f"--budgets gives {stray[0]}, which is not a --front-cost ({', '.join(costs)})")
+    return costs, cost_table, parsed
+
+
+def _print_bound(bound: dict[str, Any]) -> None:
+    """One table per cost of ``front_bound.folder_bounds``."""
+    from evonas.settings import format_cost
+
+    for cost, res in bound["costs"].items():
+        table = Table(title=f"front bound under {cost}: each fitness's exact front, by true accuracy "
+                            f"({bound['coverage']}; true front {res['true_front_size']} cells); "
+                            "regret (points) at budget", box=box.SIMPLE_HEAD)
+        table.add_column("fitness", overflow="fold", min_width=10)
+        for head in ("front", "HV", *(f"@{format_cost(cost, b)}" for b in res["budgets"])):
+            table.add_column(head, justify="right", no_wrap=True)
+        for name, row in res["fitness"].items():
+            table.add_row(name, f"{row['front_size']:,}", _num(row["hv_ratio"]), *(_num(r, 2) for r in row["regret"]))
+        console.print(table)
+
+
 def _report_from(folders: list[Path], markdown: Path | None, title: str, select: bool, parts: int,
-                 splits: int, composites: list[str]) -> None:
+                 splits: int, composites: list[str],
+                 bound: tuple[list[str], Path | None, dict[str, list[float]]] | None = None) -> None:
     """``--from``: the tables of finished folders (one table across them), nothing scored."""
     import shlex
     import sys
 
     from evonas import correlating as corr
+    from evonas.correlating import front_bound
 
-    sections, selections = [], []
+    sections, selections, bounds = [], [], []
     for folder in folders:
         stored = corr.read_folder(folder)
+        # errors of --front-cost (unknown cost, a cost table missing cells) before anything is printed
+        costs = front_bound.folder_costs(stored, bound[0], bound[1]) if bound is not None else {}
         extra, skipped = corr.composite_runs(stored, composites)
         stored.runs += extra
         if skipped:
@@ -159,7 +206,13 @@ def _report_from(folders: list[Path], markdown: Path | None, title: str, select:
             selections.append(corr.folder_selection(stored, max_parts=parts, splits=splits))
             say(f"selected on {folder}: {selections[-1]['selected']} (best Spearman on the selection half: "
                 f"{selections[-1]['by_spearman']})")
+        if bound is not None:
+            fitness, _ = front_bound.fitness_columns(stored, composites)
+            bounds.append(front_bound.folder_bounds(stored, costs, bound[2], fitness))
+            _print_bound(bounds[-1])
+            if not bounds[-1]["whole"]:
+                say(f"{folder}: the front bound is {bounds[-1]['coverage']}")
     if markdown is not None:
         corr.write_markdown(markdown, "evonas " + shlex.join(sys.argv[1:]), sections, selections, title,
-                            computed=bool(composites))
+                            computed=bool(composites), bounds=bounds)
         say(f"wrote {markdown}")
