@@ -10,7 +10,7 @@ import search_spaces
 from cli_helpers import run_cli
 from evonas.runs import Tally
 from evonas.searching import resume_search, start_search
-from evonas.searching.nsga2 import NSGA2
+from evonas.searching.nsga2 import NSGA2, key_digest
 from evonas.fronts import hypervolume
 from evonas.settings import SearchSettings
 from search_fakes import ShuffledExecutor, history_lines, kill_search_when, local_fake
@@ -63,6 +63,43 @@ def test_a_cell_already_in_the_population_does_not_join_twice(space):
     p = evo.propose()
     assert evo.tell(0, p.genotype, "k", 1.0, {"params": 1.0}) is not None
     assert evo.tell(1, p.genotype, "k", 1.0, {"params": 1.0}) is None and len(evo.population) == 1 and evo.told == 2
+
+
+def test_proposals_skip_cells_told_or_in_flight(space):
+    """A repeat would be rejected from the population anyway, so it is re-drawn, never proposed."""
+    evo = NSGA2(space, population_size=4, sample_size=2, seed=3, cost_objectives=("params",))
+    told = []
+    for i in range(60):
+        p = evo.propose()
+        assert p.key not in told
+        told.append(p.key)
+        if i % 3 == 0:  # every third stays in flight for a while: it must not be proposed meanwhile
+            continue
+        evo.tell(i, p.genotype, p.key, float(i % 7), {"params": float(i % 5)})
+    assert len(set(told)) == len(told)
+    state = evo.state_dict()
+    assert len(state["told_keys"]) == 40  # digests of what was told; the in-flight ones are not persisted
+    again = NSGA2(space, population_size=4, sample_size=2, seed=3, cost_objectives=("params",))
+    again.load_state_dict(state)
+    assert again.told_keys == evo.told_keys and not again.in_flight
+
+
+def test_a_nearly_exhausted_space_still_gets_a_proposal(space):
+    """When re-draws and the walk find nothing new, the repeat is proposed rather than none."""
+    evo = NSGA2(space, population_size=2, sample_size=2, seed=0, cost_objectives=("params",))
+    for i in range(2):
+        p = evo.propose()
+        evo.tell(i, p.genotype, p.key, float(i), {"params": float(i)})
+    evo._repeats = lambda proposal: True  # every cell counts as seen
+    p = evo.propose()
+    assert p.key == space.str_key(p.genotype) and key_digest(p.key) in evo.in_flight
+
+
+def test_nsga2_search_spends_its_budget_on_distinct_cells(tmp_path):
+    settings = SearchSettings(space="nb201", budget=150, population=6, sample=2, seed=2, checkpoint_every=50,
+                              checkpoint_seconds=0, objectives=("synflow", "params"))
+    keys = [r["key"] for r in history_lines(start_search(settings, run_dir=tmp_path / "r", executor_factory=local_fake))]
+    assert len(keys) == 150 and len(set(keys)) == 150
 
 
 def test_front_extraction_from_history_records():
